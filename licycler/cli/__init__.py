@@ -1,0 +1,1 @@
+"""The licycler command line."""

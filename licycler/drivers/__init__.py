@@ -1,0 +1,1 @@
+"""Real instrument drivers behind small async capability interfaces (pyvisa @py and pyserial)."""

@@ -1,0 +1,1 @@
+"""Live monitors on sample blocks: CE, depletion, overpotential, pressure and void risk."""

@@ -1,0 +1,1 @@
+"""The safety supervisor that every setpoint and every sample block passes through."""

@@ -1,0 +1,1 @@
+"""Live telemetry and remote control over MQTT (aiomqtt)."""
