@@ -33,7 +33,8 @@ def main() -> int:
     results: list[Result] = []
     for path in _modules(args.names):
         spec = importlib.util.spec_from_file_location(f"benchmarks.{path.stem}", path)
-        assert spec and spec.loader
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         for result in module.run(args.quick):

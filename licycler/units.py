@@ -65,7 +65,7 @@ class Dimension:
 
     def same_as(self, other: Dimension) -> bool:
         """True when both have the same exponents (names are ignored)."""
-        return all(math.isclose(a, b, abs_tol=1e-9) for a, b in zip(self.exponents, other.exponents))
+        return all(math.isclose(a, b, abs_tol=1e-9) for a, b in zip(self.exponents, other.exponents, strict=True))
 
     def named(self, name: str, example: str) -> Dimension:
         return Dimension(self.exponents, name, example)
@@ -73,7 +73,7 @@ class Dimension:
     def describe(self) -> str:
         """The SI unit of this dimension written out, e.g. ``A m^-2``."""
         parts = []
-        for base, exp in zip(_BASES, self.exponents):
+        for base, exp in zip(_BASES, self.exponents, strict=True):
             if abs(exp) < 1e-12:
                 continue
             parts.append(base if math.isclose(exp, 1.0) else f"{base}^{exp:g}")
@@ -87,10 +87,8 @@ def _six(values: object) -> tuple[float, float, float, float, float, float]:
     return (t[0], t[1], t[2], t[3], t[4], t[5])
 
 
-def _add(
-    a: tuple[float, ...], b: tuple[float, ...]
-) -> tuple[float, float, float, float, float, float]:
-    return _six(x + y for x, y in zip(a, b))
+def _add(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, float, float, float, float, float]:
+    return _six(x + y for x, y in zip(a, b, strict=True))
 
 
 def _dim(m: float = 0, kg: float = 0, s: float = 0, A: float = 0, mol: float = 0, K: float = 0) -> Dimension:
@@ -157,7 +155,9 @@ _PREFIXES = {
 }  # fmt: skip
 
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
-_TOKEN = re.compile(r"\s*(?:(?P<sym>[A-Za-zΩµμ%]+)(?P<digits>-?\d+(?:\.\d+)?)?|(?P<op>[*/·^().])|(?P<num>[-+]?\d+(?:\.\d+)?))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<sym>[A-Za-zΩµμ%]+)(?P<digits>-?\d+(?:\.\d+)?)?|(?P<op>[*/·^().])|(?P<num>[-+]?\d+(?:\.\d+)?))"
+)
 
 
 class UnitError(ValueError):

@@ -60,9 +60,7 @@ def required_ce(cycles: ArrayLike, retention: ArrayLike) -> FloatOrArray:
 
 def voltage_efficiency(v_discharge_mean: ArrayLike, v_charge_mean: ArrayLike) -> FloatOrArray:
     """eta_V = |mean discharge voltage| / |mean charge voltage| (V, same sign convention)."""
-    return as_result(
-        np.abs(f64(v_discharge_mean)) / np.abs(f64(v_charge_mean))
-    )
+    return as_result(np.abs(f64(v_discharge_mean)) / np.abs(f64(v_charge_mean)))
 
 
 def energy_efficiency(eta_v: ArrayLike, ce: ArrayLike) -> FloatOrArray:
@@ -72,9 +70,7 @@ def energy_efficiency(eta_v: ArrayLike, ce: ArrayLike) -> FloatOrArray:
 
 def energy_efficiency_from_energies(e_discharge: ArrayLike, e_charge: ArrayLike) -> FloatOrArray:
     """eta_E = E_discharge / E_charge (energies in J, magnitudes)."""
-    return as_result(
-        np.abs(f64(e_discharge)) / np.abs(f64(e_charge))
-    )
+    return as_result(np.abs(f64(e_discharge)) / np.abs(f64(e_charge)))
 
 
 def reservoir_ce(
@@ -87,6 +83,4 @@ def reservoir_ce(
     Q_T = 5, Q_C = 1, n = 10, Q_S = 4.9 gives 0.9933.
     """
     n_qc = f64(n_cycles) * f64(q_cycled)
-    return as_result(
-        (n_qc + f64(q_stripped)) / (n_qc + f64(q_reservoir))
-    )
+    return as_result((n_qc + f64(q_stripped)) / (n_qc + f64(q_reservoir)))

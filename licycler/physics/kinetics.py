@@ -33,9 +33,7 @@ def butler_volmer_current(
     f = F / (R * f64(temperature))
     eta = f64(overpotential)
     aa, ac = f64(alpha_a), f64(alpha_c)
-    return as_result(
-        f64(exchange_current_density) * (np.exp(aa * f * eta) - np.exp(-ac * f * eta))
-    )
+    return as_result(f64(exchange_current_density) * (np.exp(aa * f * eta) - np.exp(-ac * f * eta)))
 
 
 def kinetic_overpotential(

@@ -38,7 +38,9 @@ def lithium_thickness(
     return as_result(f64(areal_charge) * f64(molar_volume) / F)
 
 
-def creep_strain_rate(creep_prefactor: ArrayLike, stress: ArrayLike, creep_exponent: ArrayLike) -> FloatOrArray:
+def creep_strain_rate(
+    creep_prefactor: ArrayLike, stress: ArrayLike, creep_exponent: ArrayLike
+) -> FloatOrArray:
     """Power-law creep, eps_dot = A sigma^n, 1/s (sigma in Pa)."""
     return as_result(f64(creep_prefactor) * f64(stress) ** f64(creep_exponent))
 
@@ -59,7 +61,9 @@ def creep_number(
     pressure P at a protrusion tip; L is the protrusion's length scale; v_dep = j V_m / F.
     """
     v_dep = f64(deposition_velocity(current_density, molar_volume))
-    flattening = f64(creep_strain_rate(creep_prefactor, f64(alpha) * f64(stack_pressure), creep_exponent)) * f64(length)
+    flattening = f64(
+        creep_strain_rate(creep_prefactor, f64(alpha) * f64(stack_pressure), creep_exponent)
+    ) * f64(length)
     with np.errstate(divide="ignore"):
         return as_result(flattening / v_dep)
 

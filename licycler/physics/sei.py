@@ -54,8 +54,24 @@ def sei_local_current_galvanostatic(
 ) -> FloatOrArray:
     """Current density (A/m^2) at a spot whose inner layer is ``local_inner_thickness`` thick,
     under an imposed mean current density: j = j_mean R / R_spot."""
-    r = f64(sei_resistance(inner_thickness, inner_conductivity, outer_thickness, outer_conductivity, charge_transfer_resistance))
-    r_spot = f64(sei_resistance(local_inner_thickness, inner_conductivity, outer_thickness, outer_conductivity, charge_transfer_resistance))
+    r = f64(
+        sei_resistance(
+            inner_thickness,
+            inner_conductivity,
+            outer_thickness,
+            outer_conductivity,
+            charge_transfer_resistance,
+        )
+    )
+    r_spot = f64(
+        sei_resistance(
+            local_inner_thickness,
+            inner_conductivity,
+            outer_thickness,
+            outer_conductivity,
+            charge_transfer_resistance,
+        )
+    )
     return as_result(f64(mean_current_density) * r / r_spot)
 
 
@@ -68,7 +84,15 @@ def sei_local_current_potentiostatic(
     local_inner_thickness: ArrayLike,
 ) -> FloatOrArray:
     """Current density (A/m^2) at a spot under an imposed interface voltage (V): j = V / R_spot."""
-    r_spot = f64(sei_resistance(local_inner_thickness, inner_conductivity, outer_thickness, outer_conductivity, charge_transfer_resistance))
+    r_spot = f64(
+        sei_resistance(
+            local_inner_thickness,
+            inner_conductivity,
+            outer_thickness,
+            outer_conductivity,
+            charge_transfer_resistance,
+        )
+    )
     return as_result(f64(interface_voltage) / r_spot)
 
 
@@ -81,7 +105,15 @@ def sei_sensitivity_galvanostatic(
     charge_transfer_resistance: ArrayLike,
 ) -> FloatOrArray:
     """S_G = |dj / d delta_i| = j_mean / (R kappa_i), A/m^3, at an unperturbed spot."""
-    r = f64(sei_resistance(inner_thickness, inner_conductivity, outer_thickness, outer_conductivity, charge_transfer_resistance))
+    r = f64(
+        sei_resistance(
+            inner_thickness,
+            inner_conductivity,
+            outer_thickness,
+            outer_conductivity,
+            charge_transfer_resistance,
+        )
+    )
     return as_result(np.abs(f64(mean_current_density)) / (r * f64(inner_conductivity)))
 
 
@@ -94,5 +126,13 @@ def sei_sensitivity_potentiostatic(
     charge_transfer_resistance: ArrayLike,
 ) -> FloatOrArray:
     """S_P = |dj / d delta_i| = V / (R^2 kappa_i), A/m^3, at an unperturbed spot."""
-    r = f64(sei_resistance(inner_thickness, inner_conductivity, outer_thickness, outer_conductivity, charge_transfer_resistance))
+    r = f64(
+        sei_resistance(
+            inner_thickness,
+            inner_conductivity,
+            outer_thickness,
+            outer_conductivity,
+            charge_transfer_resistance,
+        )
+    )
     return as_result(np.abs(f64(interface_voltage)) / (r**2 * f64(inner_conductivity)))

@@ -153,16 +153,12 @@ def semi_infinite_surface_concentration(
     return as_result(f64(concentration) - 2.0 * g * np.sqrt(dt * f64(time) / np.pi))
 
 
-def sand_coefficient(
-    diffusivity: ArrayLike, transference_number: ArrayLike
-) -> FloatOrArray:
+def sand_coefficient(diffusivity: ArrayLike, transference_number: ArrayLike) -> FloatOrArray:
     """D / (1 - t+)^2, m^2/s: what a Sand's-time experiment measures."""
     return as_result(f64(diffusivity) / (1.0 - f64(transference_number)) ** 2)
 
 
-def sand_coefficient_fit(
-    current_density: ArrayLike, sand_times: ArrayLike, concentration: float
-) -> float:
+def sand_coefficient_fit(current_density: ArrayLike, sand_times: ArrayLike, concentration: float) -> float:
     """Fit t_s = K j^-2 through the origin and return D / (1 - t+)^2 = 4 K / (pi F^2 c0^2), m^2/s.
 
     Least squares of ``sand_times`` (s) against ``current_density``^-2 (A/m^2); free electrolyte.
