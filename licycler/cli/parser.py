@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from licycler.errors import EXIT_USAGE
 
@@ -12,7 +13,12 @@ __all__ = ["OneLineParser"]
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Like :class:`argparse.ArgumentParser` but ``error`` prints one line and no usage block."""
+    """Like :class:`argparse.ArgumentParser` but ``error`` prints one line and no usage block, and
+    values such as ``-1e-10`` are read as negative numbers, not as options."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see '{self.prog} --help')", file=sys.stderr)

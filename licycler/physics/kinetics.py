@@ -45,27 +45,39 @@ def kinetic_overpotential(
 ) -> FloatOrArray:
     """Inverse of :func:`butler_volmer_current`: the overpotential (V) that carries j (A/m^2).
 
-    Exact for alpha_a = alpha_c (eta = asinh(j / 2 i0) / (alpha f)); otherwise Newton iterations
-    on the monotone Butler-Volmer curve from that start, converged to machine precision. As i0
-    goes to zero (surface depletion) the overpotential diverges logarithmically, to +-inf at 0.
+    Exact for alpha_a = alpha_c (eta = asinh(j / 2 i0) / (alpha f)). Otherwise a safeguarded Newton
+    iteration (bisection whenever a step leaves the bracket) inside the bracket [0, ln(1 + j/i0) / (a_a f)]
+    for j > 0 (mirrored for j < 0), converged to machine precision. As i0 goes to zero (surface
+    depletion) the overpotential diverges logarithmically, to +-inf at 0.
     """
     j, i0, aa, ac, temp = np.broadcast_arrays(
         *(f64(v) for v in (current_density, exchange_current_density, alpha_a, alpha_c, temperature))
     )
     f = F / (R * temp)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        a_mean = 0.5 * (aa + ac)
-        eta = np.arcsinh(j / (2.0 * i0)) / (a_mean * f)
-        asymmetric = ~np.isclose(aa, ac)
-        if np.any(asymmetric):
-            for _ in range(100):
-                ea, ec = np.exp(aa * f * eta), np.exp(-ac * f * eta)
-                resid = i0 * (ea - ec) - j
-                slope = i0 * f * (aa * ea + ac * ec)
-                step = np.where(asymmetric & np.isfinite(eta), resid / slope, 0.0)
-                eta = eta - step
-                if np.all(np.abs(step) <= 1e-15 * np.maximum(1.0, np.abs(eta))):
+        eta = np.arcsinh(j / (2.0 * i0)) / (0.5 * (aa + ac) * f)
+        todo = ~np.isclose(aa, ac) & np.isfinite(eta) & (j != 0)
+        if np.any(todo):
+            eta = np.array(eta, dtype=np.float64, ndmin=1)
+            todo = np.atleast_1d(todo)
+            jj, ii, a_a, a_c, ff = (np.atleast_1d(x)[todo] for x in (j, i0, aa, ac, f))
+            lo = np.where(jj > 0, 0.0, -np.log1p(-jj / ii) / (a_c * ff))
+            hi = np.where(jj > 0, np.log1p(jj / ii) / (a_a * ff), 0.0)
+            x = np.clip(eta[todo], lo, hi)
+            for _ in range(200):
+                ea, ec = np.exp(a_a * ff * x), np.exp(-a_c * ff * x)
+                resid = ii * (ea - ec) - jj
+                lo = np.where(resid < 0, x, lo)
+                hi = np.where(resid > 0, x, hi)
+                newton = x - resid / (ii * ff * (a_a * ea + a_c * ec))
+                inside = (newton > lo) & (newton < hi)
+                x_new = np.where(inside, newton, 0.5 * (lo + hi))
+                done = np.abs(x_new - x) <= 1e-15 + 1e-13 * np.abs(x)
+                x = x_new
+                if np.all(done):
                     break
+            eta[todo] = x
+            eta = eta.reshape(j.shape)
     return as_result(eta)
 
 

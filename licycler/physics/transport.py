@@ -81,10 +81,9 @@ def sand_time(
     1 mA/cm^2 gives 61,299 s (17.0 h).
     """
     d_eff = f64(effective_diffusivity(diffusivity, porosity, bruggeman, tortuosity))
-    j_loc = f64(alpha) * f64(current_density)
-    num = np.pi * d_eff * f64(porosity) * F**2 * f64(concentration) ** 2
+    coefficient = np.pi * d_eff * f64(porosity) * F**2 * f64(concentration) ** 2 / (4.0 * (1.0 - f64(transference_number)) ** 2)
     with np.errstate(divide="ignore"):
-        return as_result(num / (4.0 * (1.0 - f64(transference_number)) ** 2 * j_loc**2))
+        return as_result(coefficient / np.square(f64(alpha) * f64(current_density)))
 
 
 def local_sand_time(sand_time_global: ArrayLike, alpha: ArrayLike) -> FloatOrArray:
