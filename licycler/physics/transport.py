@@ -81,7 +81,8 @@ def sand_time(
     1 mA/cm^2 gives 61,299 s (17.0 h).
     """
     d_eff = f64(effective_diffusivity(diffusivity, porosity, bruggeman, tortuosity))
-    coefficient = np.pi * d_eff * f64(porosity) * F**2 * f64(concentration) ** 2 / (4.0 * (1.0 - f64(transference_number)) ** 2)
+    demand = 4.0 * (1.0 - f64(transference_number)) ** 2
+    coefficient = np.pi * d_eff * f64(porosity) * F**2 * f64(concentration) ** 2 / demand
     with np.errstate(divide="ignore"):
         return as_result(coefficient / np.square(f64(alpha) * f64(current_density)))
 
