@@ -14,22 +14,11 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from licycler.clock import Clock
+
 __all__ = ["CellTerminals", "Clock", "PressureRigModel"]
 
 FloatArray = npt.NDArray[np.float64]
-
-
-@runtime_checkable
-class Clock(Protocol):
-    """A source of time in seconds: virtual (as fast as the machine allows) or real (x speed)."""
-
-    def now(self) -> float:
-        """The present time, s."""
-        ...
-
-    async def sleep_until(self, t_s: float) -> None:
-        """Return once the clock has reached ``t_s`` (s)."""
-        ...
 
 
 @runtime_checkable
