@@ -23,7 +23,11 @@ class Clock(Protocol):
         ...
 
     async def sleep_until(self, t_s: float) -> None:
-        """Return once the clock has reached ``t_s`` (s)."""
+        """Return once the clock has reached ``t_s`` (s); a virtual clock may jump there."""
+        ...
+
+    async def wait_until(self, t_s: float) -> None:
+        """Return once the clock has reached ``t_s`` without moving it (watchdogs use this)."""
         ...
 
 
@@ -38,7 +42,7 @@ class VirtualClock:
     def __init__(self, start_s: float = 0.0, *, auto_advance: bool = True) -> None:
         self._now = float(start_s)
         self.auto_advance = auto_advance
-        self._changed = asyncio.Event() if not auto_advance else None
+        self._changed: asyncio.Event | None = None
 
     def now(self) -> float:
         """The present virtual time, s."""
@@ -50,7 +54,7 @@ class VirtualClock:
             self._now = float(t_s)
             if self._changed is not None:
                 self._changed.set()
-                self._changed = asyncio.Event()
+                self._changed = None
 
     def advance_by(self, dt_s: float) -> None:
         """Move the clock forward by ``dt_s`` seconds."""
@@ -62,8 +66,13 @@ class VirtualClock:
             self.advance_to(t_s)
             await asyncio.sleep(0)
             return
+        await self.wait_until(t_s)
+
+    async def wait_until(self, t_s: float) -> None:
+        """Return once another task has moved the clock to ``t_s``; never moves it itself."""
         while self._now < t_s:
-            assert self._changed is not None
+            if self._changed is None:
+                self._changed = asyncio.Event()
             await self._changed.wait()
 
 
@@ -90,3 +99,7 @@ class RealTimeClock:
         delay = (t_s - self.now()) / self.speed
         if delay > 0:
             await asyncio.sleep(delay)
+
+    async def wait_until(self, t_s: float) -> None:
+        """The same as :meth:`sleep_until`: real time moves by itself."""
+        await self.sleep_until(t_s)
