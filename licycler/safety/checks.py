@@ -27,7 +27,7 @@ class Violation:
     cause: str
     message: str
     time_s: float
-    values: dict[str, float] = field(default_factory=dict)
+    values: dict[str, float | str | bool | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,7 +63,11 @@ class BlockChecker:
         def first(mask: np.ndarray, cause: str, message: str, **extra: float) -> None:
             if mask.any():
                 k = int(np.argmax(mask))
-                values = {"voltage_v": float(v[k]), "current_a": float(i[k]), **extra}
+                values: dict[str, float | str | bool | None] = {
+                    "voltage_v": float(v[k]),
+                    "current_a": float(i[k]),
+                    **extra,
+                }
                 found.append(Violation(cause, message.format(v=v[k], i=i[k]), float(t[k]), values))
 
         bad = ~np.isfinite(v) | ~np.isfinite(i)

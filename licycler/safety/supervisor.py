@@ -1,0 +1,302 @@
+"""The channel supervisor: every setpoint and every sample block of one channel passes through it.
+
+It does not know about schedules or the engine. Its promise: whatever goes wrong (a limit, a bad
+reading, a silent instrument, an exception, a cancellation, an emergency stop) the channel ends in
+its safe state (current zero, output off in high impedance, queried back) and an :class:`Event`
+says why, with the numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from licycler.clock import Clock
+from licycler.drivers.errors import DriverError
+from licycler.drivers.interfaces import OutputOffMode, PressureRig, SampleBlock, SourceMeasureChannel
+from licycler.events import Event, EventSink
+from licycler.safety.checks import BlockChecker, Violation
+from licycler.safety.limits import Limits, LimitStack
+
+__all__ = ["ChannelSupervisor", "InterlockError", "PressureInterlock", "SafetyTripped"]
+
+
+class SafetyTripped(RuntimeError):
+    """Raised to the caller after the supervisor has put the channel in its safe state."""
+
+    def __init__(self, violation: Violation, block: SampleBlock | None = None) -> None:
+        super().__init__(f"{violation.cause}: {violation.message}")
+        self.violation = violation
+        self.block = block
+
+
+class InterlockError(RuntimeError):
+    """An interlock forbids current: identity mismatch, pressure out of window or not settled."""
+
+
+@dataclass(frozen=True)
+class PressureInterlock:
+    """Stack pressure must stay inside the window for ``settle_s`` (s), varying less than
+    ``settle_tolerance_pa`` (Pa), before current may flow; read every ``poll_s`` (s)."""
+
+    settle_s: float = 10.0
+    settle_tolerance_pa: float = 5e3
+    poll_s: float = 1.0
+
+
+class ChannelSupervisor:
+    """Guards one source-measure channel (and its pressure rig, if any).
+
+    ``limits`` holds the layers (instrument, station, protocol, step); the effective limits are
+    checked on every setpoint and every block. ``read_period_s`` is how often the engine reads;
+    the watchdog trips when no fresh sample arrives within ``watchdog_factor`` read periods.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        channel: SourceMeasureChannel,
+        *,
+        clock: Clock,
+        events: EventSink,
+        limits: LimitStack | None = None,
+        area_m2: float | None = None,
+        rig: PressureRig | None = None,
+        expected_identity: str | None = None,
+        read_period_s: float = 1.0,
+        watchdog_factor: float = 3.0,
+        pressure_interlock: PressureInterlock | None = None,
+    ) -> None:
+        self.name = name
+        self.channel = channel
+        self.clock = clock
+        self.events = events
+        self.limits = limits or LimitStack()
+        self.area_m2 = area_m2
+        self.rig = rig
+        self.expected_identity = expected_identity
+        self.read_period_s = read_period_s
+        self.watchdog_factor = watchdog_factor
+        self.pressure_interlock = pressure_interlock or PressureInterlock()
+        self.checker = BlockChecker(area_m2=area_m2)
+        self.tripped: Violation | None = None
+        self.armed = False
+        self._last_sample_t: float | None = None
+        self._last_fresh_clock: float = clock.now()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # --- events -----------------------------------------------------------------------------
+    def _emit(self, kind: str, cause: str, message: str, **values: float | str | bool | None) -> None:
+        self.events.emit(Event(self.clock.now(), "safety", kind, cause, message, self.name, values))
+
+    # --- safe state -------------------------------------------------------------------------
+    async def secure(self, cause: str, message: str, **values: float | str | bool | None) -> bool:
+        """Put the channel in its safe state and query that the output is off.
+
+        Returns True when the instrument confirmed the output off. Never raises for an instrument
+        fault: a lost instrument is reported in the event (``output_off_verified`` False).
+        """
+        self.armed = False
+        verified = False
+        error = ""
+        for attempt in range(3):
+            try:
+                await self.channel.safe_state()
+                verified = not await self.channel.output_enabled()
+                if verified:
+                    break
+            except DriverError as exc:
+                error = str(exc)
+                await asyncio.sleep(0.05 * (attempt + 1))
+        self._emit("secured", cause, message, output_off_verified=verified, driver_error=error or None, **values)
+        return verified
+
+    async def trip(self, violation: Violation) -> None:
+        """Act on a violation: safe state first, then the event carrying its numbers."""
+        async with self._lock:
+            first = self.tripped is None
+            if first:
+                self.tripped = violation
+            verified = await self.secure(violation.cause, violation.message, at_s=violation.time_s, **violation.values)
+            self._emit(
+                "trip", violation.cause, violation.message, at_s=violation.time_s,
+                output_off_verified=verified, repeat=not first, **violation.values,
+            )  # fmt: skip
+
+    async def emergency_stop(self, reason: str = "emergency stop") -> None:
+        """Put the channel in its safe state now, whatever it is doing."""
+        await self.trip(Violation("estop", reason, self.clock.now()))
+
+    def reset(self) -> None:
+        """Clear a trip (an operator's decision after reading the event); the channel must be armed again."""
+        self.tripped = None
+        self.checker = BlockChecker(area_m2=self.area_m2)
+
+    # --- interlocks and arming --------------------------------------------------------------
+    async def check_identity(self) -> str:
+        """Query the identity and compare it with the configured one (substring, case-insensitive)."""
+        identity = await self.channel.identify()
+        if self.expected_identity and self.expected_identity.lower() not in identity.lower():
+            raise InterlockError(
+                f"{self.name}: instrument identifies as '{identity}', expected '{self.expected_identity}'"
+            )
+        return identity
+
+    async def check_pressure(self, limits: Limits | None = None) -> float | None:
+        """One pressure reading checked against the window; returns it (Pa), or None without a rig."""
+        if self.rig is None:
+            return None
+        limits = limits or self.limits.effective
+        pressure = await self.rig.read_pressure_pa()
+        low, high = limits.pressure_min_pa, limits.pressure_max_pa
+        if not np.isfinite(pressure) or (low is not None and pressure < low) or (high is not None and pressure > high):
+            raise InterlockError(f"{self.name}: stack pressure {pressure:.4g} Pa outside the window [{low}, {high}] Pa")
+        return pressure
+
+    async def wait_pressure_settled(self) -> float | None:
+        """Read the rig until it has stayed in its window and within the settle tolerance for the
+        settle time; returns the last pressure (Pa). Raises :class:`InterlockError` when it leaves."""
+        if self.rig is None:
+            return None
+        spec = self.pressure_interlock
+        readings: list[tuple[float, float]] = []
+        start = self.clock.now()
+        while True:
+            pressure = await self.check_pressure()
+            assert pressure is not None
+            now = self.clock.now()
+            readings.append((now, pressure))
+            window = [p for t, p in readings if t >= now - spec.settle_s]
+            if now - start >= spec.settle_s and max(window) - min(window) <= spec.settle_tolerance_pa:
+                return pressure
+            if now - start > 10 * spec.settle_s:
+                raise InterlockError(f"{self.name}: stack pressure did not settle within {10 * spec.settle_s:g} s")
+            await self.clock.sleep_until(now + spec.poll_s)
+
+    async def arm(self) -> None:
+        """Interlocks, then compliance at the limit and high-impedance output-off, before any current.
+
+        The instrument's own voltage limit is set to the larger magnitude of the voltage window
+        (the driver reads it back); the software window catches the other side.
+        """
+        if self.tripped is not None:
+            raise InterlockError(f"{self.name}: tripped ({self.tripped.cause}); reset before arming")
+        await self.check_identity()
+        await self.wait_pressure_settled()
+        eff = self.limits.effective
+        bounds = [abs(b) for b in (eff.voltage_min_v, eff.voltage_max_v) if b is not None]
+        if not bounds:
+            raise InterlockError(f"{self.name}: no voltage window is set; refusing to source current")
+        await self.channel.configure_current_source(voltage_limit_v=max(bounds), off_mode=OutputOffMode.HIGH_IMPEDANCE)
+        self.armed = True
+        self._emit("armed", "armed", "interlocks passed, compliance set", voltage_limit_v=max(bounds))
+
+    # --- setpoints --------------------------------------------------------------------------
+    async def set_current(self, current_a: float) -> None:
+        """Check ``current_a`` (A) against the effective limits, then send it. Refused setpoints raise
+        :class:`~licycler.safety.limits.SetpointRefused` and never reach the instrument."""
+        self.limits.effective.check_current(current_a, self.area_m2)
+        if current_a != 0.0 and (not self.armed or self.tripped is not None):
+            raise InterlockError(f"{self.name}: not armed; refusing a current of {current_a:g} A")
+        await self.channel.set_current(current_a)
+
+    async def output_on(self) -> None:
+        """Turn the output on, only when armed and not tripped."""
+        if not self.armed or self.tripped is not None:
+            raise InterlockError(f"{self.name}: not armed; refusing to turn the output on")
+        await self.channel.output_on()
+        self._last_fresh_clock = self.clock.now()
+
+    # --- samples ----------------------------------------------------------------------------
+    async def read_block(self) -> SampleBlock:
+        """Read the next block from the instrument and check it before anyone else sees it.
+
+        A violation, an instrument error, or an exception leaves the channel secured and raises
+        :class:`SafetyTripped` carrying the block (so the data up to the fault is kept).
+        """
+        try:
+            block = await self.channel.read_block()
+        except DriverError as exc:
+            lost = Violation("instrument_error", str(exc), self.clock.now(), {"cause": exc.cause})
+            await self.trip(lost)
+            raise SafetyTripped(lost) from exc
+        violation = self.checker.check(block, self.limits.effective)
+        if violation is None and self.rig is not None:
+            try:
+                await self.check_pressure()
+            except InterlockError as exc:
+                violation = Violation("pressure_out_of_window", str(exc), self.clock.now())
+            except DriverError as exc:
+                violation = Violation("rig_error", str(exc), self.clock.now())
+        if len(block):
+            newest = float(block.time_s[-1])
+            if self._last_sample_t is None or newest > self._last_sample_t:
+                self._last_sample_t = newest
+                self._last_fresh_clock = self.clock.now()
+        if violation is not None:
+            await self.trip(violation)
+            raise SafetyTripped(violation, block)
+        return block
+
+    # --- watchdog and exit paths ------------------------------------------------------------
+    def start_watchdog(self) -> None:
+        """Start the watchdog task: no fresh sample within ``watchdog_factor`` read periods trips."""
+        if self._watchdog is None or self._watchdog.done():
+            self._last_fresh_clock = self.clock.now()
+            self._watchdog = asyncio.create_task(self._watch(), name=f"watchdog:{self.name}")
+
+    async def stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+
+    async def _watch(self) -> None:
+        timeout = self.watchdog_factor * self.read_period_s
+        while self.tripped is None:
+            deadline = self._last_fresh_clock + timeout
+            await self.clock.wait_until(deadline)
+            if self.clock.now() >= self._last_fresh_clock + timeout and self.armed:
+                await self.trip(
+                    Violation(
+                        "watchdog", f"no fresh sample for {timeout:g} s", self.clock.now(), {"timeout_s": timeout}
+                    )
+                )
+                return
+            if not self.armed:
+                self._last_fresh_clock = self.clock.now()
+                await self.clock.wait_until(self.clock.now() + self.read_period_s)
+
+    @contextlib.asynccontextmanager
+    async def guard(self, context: str = "") -> AsyncIterator[ChannelSupervisor]:
+        """Secure the channel on any way out but a normal one: exception, cancellation, trip.
+
+        ``async with supervisor.guard("plating step 3"):`` around everything that can source current.
+        """
+        try:
+            yield self
+        except SafetyTripped:
+            raise
+        except asyncio.CancelledError:
+            await asyncio.shield(self._secure_on_exit("cancelled", f"task cancelled {context}".strip()))
+            raise
+        except BaseException as exc:
+            cause = "exception" if isinstance(exc, Exception) else type(exc).__name__.lower()
+            await asyncio.shield(
+                self._secure_on_exit(cause, f"{type(exc).__name__} {context}: {exc}".strip(), error=type(exc).__name__)
+            )
+            raise
+
+    async def _secure_on_exit(self, cause: str, message: str, **values: float | str | bool | None) -> None:
+        if self.tripped is None:
+            self.tripped = Violation(cause, message, self.clock.now(), dict(values))
+        if asyncio.current_task() is not self._watchdog:
+            await self.stop_watchdog()
+        verified = await self.secure(cause, message, **values)
+        self._emit("trip", cause, message, output_off_verified=verified, **values)
