@@ -162,15 +162,15 @@ class BlockChecker:
         breaks = np.where(~same, idx, -1)
         last_break = np.maximum.accumulate(breaks)
         run = np.where(last_break < 0, idx + 1 + self._same_run, idx - last_break)
-        run = np.where(same, run, 0)
-        if run.size and run.max() >= self.stuck_count:
-            k = int(np.argmax(run >= self.stuck_count))
+        run = np.where(same, run, 0)  # repeats of the reading before; identical readings = run + 1
+        if run.size and run.max() + 1 >= self.stuck_count:
+            k = int(np.argmax(run + 1 >= self.stuck_count))
             found.append(
                 Violation(
                     "stuck_reading",
-                    f"the voltage reading has not changed for {int(run[k])} readings",
+                    f"the voltage reading has not changed for {int(run[k]) + 1} readings",
                     float(t[k]),
-                    {"voltage_v": float(v[k]), "readings": float(run[k])},
+                    {"voltage_v": float(v[k]), "readings": float(run[k] + 1)},
                 )
             )
         self._same_run = int(run[-1]) if run.size else self._same_run
