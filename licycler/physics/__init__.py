@@ -21,6 +21,7 @@ from licycler.physics.efficiency import (
     reservoir_ce,
     voltage_efficiency,
 )
+from licycler.physics.gap import GapSpec, GapState, GapTransport
 from licycler.physics.kinetics import (
     butler_volmer_current,
     concentration_overpotential,
@@ -61,6 +62,9 @@ __all__ = [
     "GAS_CONSTANT_J_PER_MOL_K",
     "LI_MOLAR_VOLUME_M3_PER_MOL",
     "ROOM_TEMPERATURE_K",
+    "GapSpec",
+    "GapState",
+    "GapTransport",
     "apparent_diffusivity",
     "butler_volmer_current",
     "capacity_after_cycles",
