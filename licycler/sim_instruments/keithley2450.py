@@ -1,0 +1,581 @@
+"""An emulated Keithley 2450 SourceMeter in SCPI mode, driving simulated cell terminals.
+
+The command set follows the 2450 reference manual (2450-901-01), SCPI command reference: source
+function and levels, the voltage limit while sourcing current and its trip query, the sense
+function as a quoted string, NPLC and ranges (``[:SENSe[1]]`` is optional, as on the instrument),
+output on/off and the output-off state ``:OUTP:<function>:SMOD NORM|HIMP|ZERO|GUAR``, ``:READ?``,
+``:MEAS:<function>?``, ``:FETC?``, reading buffers (``:TRAC:ACT?``, ``:TRAC:DATA?`` with buffer
+elements, ``:TRAC:CLE``, ``:TRAC:POIN``, ``:TRAC:MAKE``, ``:TRAC:TRIG``), ``:COUNt``, ``:INIT`` /
+``:ABOR`` (readings are taken in the background one reading period apart), and the error queue in
+the 2450's format ``0,"No error;0;0 0"`` / ``-113,"Undefined header;1;<s> <ns>"``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from licycler.sim_instruments.interfaces import CellTerminals, Clock
+from licycler.sim_instruments.scpi import (
+    Boolean,
+    Call,
+    Choice,
+    Command,
+    Numeric,
+    QuotedChoice,
+    Readings,
+    ScpiError,
+    ScpiInstrument,
+    SmuChannel,
+    String,
+)
+
+__all__ = ["Keithley2450"]
+
+_FUNC_UNITS = {"VOLT:DC": "Volt DC", "CURR:DC": "Amp DC", "RES": "Ohm"}
+_FUNC_CODES = {"VOLT:DC": 0, "CURR:DC": 1, "RES": 2}
+_CODE_FUNCS = {v: k for k, v in _FUNC_CODES.items()}
+_ELEMENTS = (
+    "DATE",
+    "FORMatted",
+    "FRACtional",
+    "READing",
+    "RELative",
+    "SEConds",
+    "SOURce",
+    "SOURFORMatted",
+    "SOURSTATus",
+    "SOURUNIT",
+    "STATus",
+    "TIME",
+    "TSTamp",
+    "UNIT",
+)
+_STATUS_LIMIT = 0x08  # "source limit reached" flag in a reading's status word
+
+
+@dataclass
+class _Buffer:
+    """A reading buffer: parallel arrays, oldest first."""
+
+    capacity: int
+    continuous: bool = True
+    time_s: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    reading: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    source: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    status: npt.NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    func: npt.NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(self.time_s.shape[0])
+
+    def clear(self) -> None:
+        self.time_s = np.empty(0)
+        self.reading = np.empty(0)
+        self.source = np.empty(0)
+        self.status = np.empty(0, dtype=np.int64)
+        self.func = np.empty(0, dtype=np.int64)
+
+    def append(self, r: Readings, values: npt.NDArray[np.float64], func: int) -> None:
+        status = np.where(r.in_compliance, _STATUS_LIMIT, 0).astype(np.int64)
+        self.time_s = np.concatenate([self.time_s, r.time_s])
+        self.reading = np.concatenate([self.reading, values])
+        self.source = np.concatenate([self.source, r.source])
+        self.status = np.concatenate([self.status, status])
+        self.func = np.concatenate([self.func, np.full(len(r), func, dtype=np.int64)])
+        extra = len(self) - self.capacity
+        if extra > 0:
+            keep = slice(extra, None) if self.continuous else slice(0, self.capacity)
+            self.time_s = self.time_s[keep]
+            self.reading = self.reading[keep]
+            self.source = self.source[keep]
+            self.status = self.status[keep]
+            self.func = self.func[keep]
+
+
+@dataclass
+class _Acquisition:
+    """A background acquisition started by ``:INIT``: ``count`` readings, one per period."""
+
+    start_s: float
+    period_s: float
+    count: int
+    buffer: str
+    taken: int = 0
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.period_s * self.count
+
+
+class Keithley2450(ScpiInstrument):
+    """The 2450's SCPI command set on a :class:`SmuChannel` (one channel, suffix 1 only)."""
+
+    identity = "KEITHLEY INSTRUMENTS,MODEL 2450,04365704,1.6.4c"
+    error_queue_size = 100
+    channels = 1
+    VOLTAGE_RANGES_V = (0.02, 0.2, 2.0, 20.0, 200.0)
+    CURRENT_RANGES_A = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+    DEFAULT_BUFFER_POINTS = 100_000
+
+    def __init__(
+        self,
+        cell: CellTerminals,
+        clock: Clock,
+        *,
+        noise: bool = True,
+        seed: int = 0,
+        epoch_s: float | None = None,
+    ) -> None:
+        self.smu = SmuChannel(
+            cell,
+            clock,
+            voltage_ranges_v=self.VOLTAGE_RANGES_V,
+            current_ranges_a=self.CURRENT_RANGES_A,
+            noise=noise,
+            seed=seed,
+        )
+        self.epoch_s = time.time() - clock.now() if epoch_s is None else epoch_s
+        """UTC seconds at clock time 0 (for the SEConds/DATE/TIME buffer elements)."""
+        self.buffers: dict[str, _Buffer] = {}
+        self._acq: _Acquisition | None = None
+        self.sense_function = "CURR:DC"
+        self.count = 1
+        self.nplc = {"VOLT:DC": 1.0, "CURR:DC": 1.0, "RES": 1.0}
+        self.smode = {"CURR": "NORM", "VOLT": "NORM"}
+        super().__init__(clock)
+        self.reset()
+
+    # ---------------------------------------------------------------- IEEE 488.2 hooks
+
+    def reset(self) -> None:
+        self._acq = None
+        self.reset_settings()
+        self.sense_function = "CURR:DC"
+        self.count = 1
+        self.nplc = {"VOLT:DC": 1.0, "CURR:DC": 1.0, "RES": 1.0}
+        self.smode = {"CURR": "NORM", "VOLT": "NORM"}
+        self.buffers = {
+            "defbuffer1": _Buffer(self.DEFAULT_BUFFER_POINTS),
+            "defbuffer2": _Buffer(self.DEFAULT_BUFFER_POINTS),
+        }
+        self.smu.update(
+            source_function="VOLT",
+            current_level_a=0.0,
+            voltage_level_v=0.0,
+            voltage_limit_v=21.0,
+            current_limit_a=1.05e-4,
+            output_on=False,
+            off_mode="NORM",
+            nplc=1.0,
+            voltage_range_v=None,
+            current_range_a=None,
+            readback=True,
+        )
+
+    def format_error(self, code: int, message: str) -> str:
+        if code == 0:
+            return '0,"No error;0;0 0"'
+        t = self.epoch_s + self.clock.now()
+        seconds = int(t)
+        nanos = round((t - seconds) * 1e9)
+        return f'{code},"{message};1;{seconds} {nanos}"'
+
+    def format_number(self, value: float) -> str:
+        if math.isnan(value):
+            return "9.91E+37"
+        if math.isinf(value):
+            return "9.9E+37" if value > 0 else "-9.9E+37"
+        return f"{value:.6E}"
+
+    def extra_common(self, name: str, is_query: bool, tokens: list[str]) -> str | None:
+        if name == "LANG":
+            if is_query:
+                return "SCPI"
+            if tokens and tokens[0].upper() in ("SCPI", "TSP", "SCPI2400"):
+                return None
+            raise ScpiError(-224)
+        if name == "TRG":
+            return None
+        raise ScpiError(-113)
+
+    def pending_until(self) -> float:
+        return self._acq.end_s if self._acq is not None else -math.inf
+
+    def advance(self) -> None:
+        """Store the readings a running acquisition has taken by now; run the world to now."""
+        now = self.smu.now()
+        acq = self._acq
+        if acq is not None:
+            due = min(acq.count, math.floor((now - acq.start_s) / acq.period_s + 1e-9))
+            if due > acq.taken:
+                k = np.arange(acq.taken + 1, due + 1)
+                times = np.asarray(acq.start_s + acq.period_s * k, dtype=np.float64)
+                self._store(acq.buffer, self.smu.measure(times))
+                acq.taken = due
+            if acq.taken >= acq.count:
+                self._acq = None
+        self.smu.advance_to(now)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _buffer(self, name: str | None) -> _Buffer:
+        key = "defbuffer1" if name is None else name.strip().lower()
+        buf = self.buffers.get(key)
+        if buf is None:
+            raise ScpiError(-224, "Buffer not found")
+        return buf
+
+    def _values_of(self, r: Readings) -> npt.NDArray[np.float64]:
+        if self.sense_function == "VOLT:DC":
+            return r.voltage_v
+        if self.sense_function == "CURR:DC":
+            return r.current_a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(r.voltage_v / r.current_a, dtype=np.float64)
+
+    def _store(self, buffer: str, r: Readings) -> None:
+        self._buffer(buffer).append(r, self._values_of(r), _FUNC_CODES[self.sense_function])
+
+    def _sync_smu(self) -> None:
+        """Push the active function's NPLC and output-off state into the channel."""
+        self.smu.update(
+            nplc=self.nplc[self.sense_function], off_mode=self.smode[self.smu.source_function]
+        )
+
+    def _element(self, buf: _Buffer, i: int, element: str) -> str:
+        t = float(buf.time_s[i])
+        func = _CODE_FUNCS[int(buf.func[i])]
+        src_unit = "Amp DC" if self.smu.source_function == "CURR" else "Volt DC"
+        utc = self.epoch_s + t
+        when = dt.datetime.fromtimestamp(utc, tz=dt.UTC)
+        if element == "READ":
+            return self.format_number(float(buf.reading[i]))
+        if element == "REL":
+            return f"{t - float(buf.time_s[0]):.9f}"
+        if element == "SOUR":
+            return self.format_number(float(buf.source[i]))
+        if element == "SEC":
+            return str(int(utc))
+        if element == "FRAC":
+            return f"{utc - int(utc):.9f}"
+        if element == "STAT":
+            return str(int(buf.status[i]))
+        if element == "SOURSTAT":
+            return str(int(buf.status[i]))
+        if element == "UNIT":
+            return _FUNC_UNITS[func]
+        if element == "SOURUNIT":
+            return src_unit
+        if element == "DATE":
+            return when.strftime("%m/%d/%Y")
+        if element == "TIME":
+            return when.strftime("%H:%M:%S.") + f"{utc - int(utc):.9f}"[2:]
+        if element == "TST":
+            return when.strftime("%m/%d/%Y %H:%M:%S.") + f"{utc - int(utc):.9f}"[2:]
+        if element == "FORM":
+            return f"{float(buf.reading[i]):+.5f} {_FUNC_UNITS[func].split()[0][0]}"
+        return f"{float(buf.source[i]):+.5f} {src_unit.split()[0][0]}"  # SOURFORM
+
+    def _format(self, buf: _Buffer, start: int, end: int, elements: tuple[str, ...]) -> str:
+        els = elements or ("READ",)
+        if els == ("READ",):
+            return ",".join(self.format_number(float(x)) for x in buf.reading[start:end])
+        return ",".join(self._element(buf, i, e) for i in range(start, end) for e in els)
+
+    async def _measure_into(self, buffer: str) -> _Buffer:
+        if self._acq is not None:
+            raise ScpiError(-200, "Trigger model is running")
+        buf = self._buffer(buffer)
+        readings = self.smu.measure_block(self.count)
+        await self.clock.sleep_until(float(readings.time_s[-1]))
+        self._store(buffer, readings)
+        return buf
+
+    # ---------------------------------------------------------------- command handlers
+
+    async def _read(self, call: Call) -> str:
+        buffer = call.arg(0) or "defbuffer1"
+        buf = await self._measure_into(buffer)
+        return self._format(buf, len(buf) - 1, len(buf), call.arg(1, ()))
+
+    async def _measure(self, call: Call, function: str) -> str:
+        self.sense_function = function
+        self._sync_smu()
+        return await self._read(call)
+
+    def _fetch(self, call: Call) -> str:
+        buf = self._buffer(call.arg(0))
+        if not len(buf):
+            raise ScpiError(-230)
+        return self._format(buf, len(buf) - 1, len(buf), call.arg(1, ()))
+
+    def _trace_data(self, call: Call) -> str:
+        start, end = int(call.args[0]), int(call.args[1])
+        buf = self._buffer(call.arg(2))
+        if start > end or end > len(buf):
+            raise ScpiError(-222)
+        return self._format(buf, start - 1, end, call.arg(3, ()))
+
+    async def _trace_trigger(self, call: Call) -> None:
+        await self._measure_into(call.arg(0) or "defbuffer1")
+
+    def _trace_points(self, call: Call) -> None:
+        buf = self._buffer(call.arg(1))
+        buf.capacity = int(call.args[0])
+        buf.clear()
+
+    def _trace_make(self, call: Call) -> None:
+        name = str(call.args[0]).strip().lower()
+        if name in self.buffers:
+            raise ScpiError(-221, "Buffer already exists")
+        self.buffers[name] = _Buffer(int(call.args[1]))
+
+    def _trace_delete(self, call: Call) -> None:
+        name = str(call.args[0]).strip().lower()
+        if name.startswith("defbuffer") or name not in self.buffers:
+            raise ScpiError(-224, "Buffer not found")
+        del self.buffers[name]
+
+    def _initiate(self, call: Call) -> None:
+        if self._acq is not None:
+            raise ScpiError(-213)
+        period = self.smu.reading_period_s
+        self._acq = _Acquisition(self.smu.now(), period, self.count, "defbuffer1")
+
+    def _abort(self, call: Call) -> None:
+        self._acq = None
+
+    def _set_output(self, call: Call) -> None:
+        self.smu.update(output_on=bool(call.args[0]))
+
+    def _query_smode(self, function: str) -> Callable[[Call], str]:
+        return lambda call: self.smode[function]
+
+    def _measure_function(self, function: str) -> Callable[[Call], Awaitable[str]]:
+        return lambda call: self._measure(call, function)
+
+    def _set_smode(self, function: str) -> Any:
+        def handler(call: Call) -> None:
+            self.smode[function] = call.args[0]
+            self._sync_smu()
+
+        return handler
+
+    def _range(self, quantity: str) -> Any:
+        ranges = self.VOLTAGE_RANGES_V if quantity == "VOLT" else self.CURRENT_RANGES_A
+        attr = "voltage_range_v" if quantity == "VOLT" else "current_range_a"
+
+        def set_range(call: Call) -> None:
+            value = abs(float(call.args[0]))
+            chosen = next((r for r in ranges if r >= value * (1 - 1e-9)), ranges[-1])
+            self.smu.update(**{attr: chosen})
+
+        def query_range(call: Call) -> str:
+            fixed = getattr(self.smu, attr)
+            return self.format_number(fixed if fixed is not None else ranges[-2])
+
+        def set_auto(call: Call) -> None:
+            if call.args[0]:
+                self.smu.update(**{attr: None})
+            elif getattr(self.smu, attr) is None:
+                self.smu.update(**{attr: ranges[-2]})
+
+        def query_auto(call: Call) -> str:
+            return "1" if getattr(self.smu, attr) is None else "0"
+
+        return set_range, query_range, set_auto, query_auto
+
+    def _nplc(self, function: str) -> tuple[Any, Any]:
+        def set_(call: Call) -> None:
+            self.nplc[function] = float(call.args[0])
+            self._sync_smu()
+
+        def query(call: Call) -> str:
+            return self.format_number(self.nplc[function])
+
+        return set_, query
+
+    def _level(self, header: str, attr: str, param: Numeric) -> Command:
+        def set_(call: Call) -> None:
+            self.smu.update(**{attr: float(call.args[0])})
+
+        def query(call: Call) -> str:
+            which = call.arg(0)
+            if which == "MIN":
+                return self.format_number(param.minimum)
+            if which == "MAX":
+                return self.format_number(param.maximum)
+            if which == "DEF":
+                return self.format_number(param.default_value or 0.0)
+            return self.format_number(float(getattr(self.smu, attr)))
+
+        return Command(
+            header, set=set_, query=query, params=[param],
+            query_params=[Choice(("MINimum", "MAXimum", "DEFault"), optional=True)],
+        )
+
+    def _set_source_function(self, call: Call) -> None:
+        self.smu.update(source_function=call.args[0])
+        self._sync_smu()
+
+    def _set_sense_function(self, call: Call) -> None:
+        self.sense_function = call.args[0]
+        self._sync_smu()
+
+    def build_commands(self) -> list[Command]:
+        smu = self.smu
+        buffer_name = String(name="buffer", optional=True)
+        elements = Choice(_ELEMENTS, name="elements", optional=True, default=(), variadic=True)
+        read_params = [buffer_name, elements]
+        cmds: list[Command] = []
+
+        def level(header: str, attr: str, param: Numeric) -> None:
+            cmds.append(self._level(header, attr, param))
+
+        # -- source
+        cmds.append(Command(
+            ":SOURce#:FUNCtion[:MODE]",
+            set=self._set_source_function,
+            query=lambda c: smu.source_function,
+            params=[Choice(("CURRent", "VOLTage"))],
+        ))
+        level(":SOURce#:CURRent[:LEVel][:IMMediate][:AMPLitude]", "current_level_a",
+              Numeric(minimum=-1.05, maximum=1.05, default_value=0.0, unit="A"))
+        level(":SOURce#:VOLTage[:LEVel][:IMMediate][:AMPLitude]", "voltage_level_v",
+              Numeric(minimum=-210.0, maximum=210.0, default_value=0.0, unit="V"))
+        level(":SOURce#:CURRent:VLIMit[:LEVel]", "voltage_limit_v",
+              Numeric(minimum=0.02, maximum=210.0, default_value=21.0, unit="V"))
+        level(":SOURce#:VOLTage:ILIMit[:LEVel]", "current_limit_a",
+              Numeric(minimum=1e-9, maximum=1.05, default_value=1.05e-4, unit="A"))
+        cmds.append(Command(
+            ":SOURce#:CURRent:VLIMit[:LEVel]:TRIPped",
+            query=lambda c: "1" if smu.tripped and smu.source_function == "CURR" else "0",
+        ))
+        cmds.append(Command(
+            ":SOURce#:VOLTage:ILIMit[:LEVel]:TRIPped",
+            query=lambda c: "1" if smu.tripped and smu.source_function == "VOLT" else "0",
+        ))
+        for q, top in (("CURRent", 1.05), ("VOLTage", 210.0)):
+            cmds.append(self.setting(f":SOURce#:{q}:RANGe", f"sour.{q}.rang",
+                                     Numeric(minimum=-top, maximum=top, unit=q[0]), top))
+            cmds.append(self.setting(f":SOURce#:{q}:RANGe:AUTO", f"sour.{q}.rang.auto",
+                                     Boolean(), True))
+            cmds.append(Command(
+                f":SOURce#:{q}:READ:BACK",
+                set=lambda c: smu.update(readback=bool(c.args[0])),
+                query=lambda c: "1" if smu.readback else "0",
+                params=[Boolean()],
+            ))
+            cmds.append(self.setting(f":SOURce#:{q}:DELay", f"sour.{q}.del",
+                                     Numeric(minimum=0, maximum=10000, unit="S"), 0.0))
+            cmds.append(self.setting(f":SOURce#:{q}:DELay:AUTO", f"sour.{q}.del.auto",
+                                     Boolean(), True))
+        # -- sense
+        cmds.append(Command(
+            "[:SENSe#]:FUNCtion[:ON]",
+            set=self._set_sense_function,
+            query=lambda c: f'"{self.sense_function}"',
+            params=[QuotedChoice(("VOLTage[:DC]", "CURRent[:DC]", "RESistance"),
+                                 canonical=("VOLT:DC", "CURR:DC", "RES"))],
+        ))
+        for q, func in (("VOLTage", "VOLT:DC"), ("CURRent", "CURR:DC")):
+            set_r, query_r, set_a, query_a = self._range(q[:4].upper())
+            top = 210.0 if q == "VOLTage" else 1.05
+            cmds.append(Command(f"[:SENSe#]:{q}[:DC]:RANGe[:UPPer]", set=set_r, query=query_r,
+                                params=[Numeric(minimum=-top, maximum=top, unit=q[0])]))
+            cmds.append(Command(f"[:SENSe#]:{q}[:DC]:RANGe:AUTO", set=set_a, query=query_a,
+                                params=[Boolean()]))
+            set_n, query_n = self._nplc(func)
+            cmds.append(Command(f"[:SENSe#]:{q}[:DC]:NPLCycles", set=set_n, query=query_n,
+                                params=[Numeric(minimum=0.01, maximum=10, default_value=1.0)]))
+            cmds.append(self.setting(f"[:SENSe#]:{q}[:DC]:RSENse", f"sens.{q}.rsen",
+                                     Boolean(), False))
+        set_n, query_n = self._nplc("RES")
+        cmds.append(Command("[:SENSe#]:RESistance:NPLCycles", set=set_n, query=query_n,
+                            params=[Numeric(minimum=0.01, maximum=10, default_value=1.0)]))
+        cmds.append(Command(
+            "[:SENSe#]:COUNt",
+            set=lambda c: setattr(self, "count", int(c.args[0])),
+            query=lambda c: str(self.count),
+            params=[Numeric(minimum=1, maximum=300000, integer=True, default_value=1)],
+        ))
+        # -- output
+        cmds.append(Command(":OUTPut#[:STATe]", set=self._set_output,
+                            query=lambda c: "1" if smu.output_on else "0", params=[Boolean()]))
+        for q, key in (("CURRent", "CURR"), ("VOLTage", "VOLT")):
+            cmds.append(Command(
+                f":OUTPut#:{q}:SMODe", set=self._set_smode(key),
+                query=self._query_smode(key),
+                params=[Choice(("NORMal", "HIMPedance", "ZERO", "GUARd"))],
+            ))
+        # -- readings
+        cmds.append(Command(":READ", query=self._read, query_params=read_params))
+        cmds.append(Command(":FETCh", query=self._fetch, query_params=read_params))
+        cmds.append(Command(":MEASure", query=self._read, query_params=read_params))
+        for q, func in (("VOLTage[:DC]", "VOLT:DC"), ("CURRent[:DC]", "CURR:DC"),
+                        ("RESistance", "RES")):
+            cmds.append(Command(f":MEASure:{q}",
+                                query=self._measure_function(func),
+                                query_params=read_params))
+        # -- buffers
+        cmds.append(Command(":TRACe:ACTual", query=lambda c: str(len(self._buffer(c.arg(0)))),
+                            query_params=[buffer_name]))
+        cmds.append(Command(":TRACe:ACTual:STARt",
+                            query=lambda c: "1" if len(self._buffer(c.arg(0))) else "0",
+                            query_params=[buffer_name]))
+        cmds.append(Command(":TRACe:ACTual:END", query=lambda c: str(len(self._buffer(c.arg(0)))),
+                            query_params=[buffer_name]))
+        cmds.append(Command(":TRACe:CLEar", set=lambda c: self._buffer(c.arg(0)).clear(),
+                            params=[buffer_name]))
+        cmds.append(Command(":TRACe:POINts", set=self._trace_points,
+                            query=lambda c: str(self._buffer(c.arg(0)).capacity),
+                            params=[Numeric(minimum=1, maximum=11_000_000, integer=True),
+                                    buffer_name],
+                            query_params=[buffer_name]))
+        cmds.append(Command(":TRACe:MAKE", set=self._trace_make,
+                            params=[String(name="name"),
+                                    Numeric(minimum=1, maximum=11_000_000, integer=True),
+                                    Choice(("STANdard", "COMPact", "FULL", "WRITable",
+                                            "FULLWRITable"), optional=True)]))
+        cmds.append(Command(":TRACe:DELete", set=self._trace_delete, params=[String()]))
+        cmds.append(Command(
+            ":TRACe:FILL:MODE",
+            set=lambda c: setattr(self._buffer(c.arg(1)), "continuous", c.args[0] == "CONT"),
+            query=lambda c: "CONT" if self._buffer(c.arg(0)).continuous else "ONCE",
+            params=[Choice(("CONTinuous", "ONCE")), buffer_name], query_params=[buffer_name],
+        ))
+        cmds.append(Command(
+            ":TRACe:DATA", query=self._trace_data,
+            query_params=[Numeric(minimum=1, maximum=11_000_000, integer=True),
+                          Numeric(minimum=1, maximum=11_000_000, integer=True),
+                          buffer_name, elements],
+        ))
+        cmds.append(Command(":TRACe:TRIGger", set=self._trace_trigger, params=[buffer_name]))
+        # -- trigger model
+        cmds.append(Command(":INITiate[:IMMediate]", set=self._initiate))
+        cmds.append(Command(":ABORt", set=self._abort))
+        # -- system
+        cmds.append(Command(":SYSTem:ERRor[:NEXT]",
+                            query=lambda c: self.format_error(*self.pop_error())))
+        cmds.append(Command(":SYSTem:ERRor:CODE[:NEXT]",
+                            query=lambda c: str(self.pop_error()[0])))
+        cmds.append(Command(":SYSTem:ERRor:COUNt", query=lambda c: str(len(self.errors))))
+        cmds.append(Command(":SYSTem:CLEar", set=lambda c: self.errors.clear()))
+        cmds.append(Command(":SYSTem:LFRequency", query=lambda c: "60"))
+        cmds.append(Command(":SYSTem:VERSion", query=lambda c: "1999.0"))
+        cmds.append(Command(":SYSTem:BEEPer[:IMMediate]", set=lambda c: None,
+                            params=[Numeric(minimum=20, maximum=8000), Numeric(minimum=0.001,
+                                                                              maximum=100)]))
+        cmds.append(self.setting(":ROUTe:TERMinals", "rout.term", Choice(("FRONt", "REAR")),
+                                 "FRON"))
+        cmds.append(self.setting(":FORMat[:DATA]", "form.data",
+                                 Choice(("ASCii", "REAL", "SREal")), "ASC"))
+        return cmds
