@@ -18,7 +18,9 @@ packet per interval *on the clock*, ``*`` at its end, and the script ends with a
 Packets that fall due together (a virtual clock moved far ahead) are computed as one numpy block.
 The cell sees ``source_current`` at the loop start, ``open_circuit`` at ``cell_off``; a current
 source that would need more than the compliance voltage holds the compliance voltage instead
-(the ``ab`` status then carries the overload bit).
+(the ``ab`` status then carries the overload bit). The switch to the compliance voltage happens at
+the last reading of the block in which the overload is first seen (on a real-time clock a block
+holds one reading).
 """
 
 from __future__ import annotations
@@ -387,11 +389,11 @@ class EmStat4Emulation:
                 current = np.zeros_like(voltage)
             status_v = np.zeros(times.shape, dtype=np.int64)
             limit = self.spec.compliance_v
-            over = np.abs(voltage) > limit
-            if galvanostatic and (over.any() or compliance):
+            over = (np.abs(voltage) > limit) | compliance  # in compliance the set current is not flowing
+            if galvanostatic and over.any():
                 status_v[over] |= int(ms.Status.OVERLOAD)
                 voltage = np.clip(voltage, -limit, limit)
-                if over.any() and not compliance:
+                if not compliance:
                     compliance = True
                     self.cell.source_voltage(float(np.sign(voltage[over][0]) * limit), float(times[-1]))
             if state.potential_range_v is not None:

@@ -1,0 +1,582 @@
+"""PalmSens EmStat4 as a galvanostat channel, over MethodSCRIPT on a serial port.
+
+MethodSCRIPT has no "set the current now" command: a constant current is a script that runs a
+``meas_loop_cp`` (chronopotentiometry) loop and streams one data packet per interval until it is
+aborted with ``Z``. So in this driver:
+
+- :meth:`EmStat4Channel.output_on` loads and runs a :class:`~licycler.drivers.methodscript.ConstantCurrentScript`
+  (ending, like every script here, in ``on_finished:`` / ``cell_off``); a background task reads
+  its output (``M000A``, ``P`` packets, ``*``, the closing empty line) into a buffer;
+- :meth:`set_current` and :meth:`configure_current_source` while the output is on abort the
+  running script and start a new one (the cell is off for the few milliseconds in between);
+- :meth:`output_off` aborts (``Z``): the loop ends, ``on_finished:`` switches the cell off (relay
+  open: the only off mode of a potentiostat, i.e. high impedance);
+- the voltage limit is a ``breakloop`` when |E| exceeds it: the loop ends and the cell goes off,
+  and :meth:`voltage_limit_tripped` reports it until the output is switched on again;
+- :meth:`read_block` returns the buffered packets (time = the script's timer ``eb`` on a
+  continuing time base, E = ``ab``, I = ``ba``; overloaded readings are NaN); with the output off
+  it takes one open-circuit reading (``meas_loop_ocp``);
+- :meth:`safe_state` aborts whatever runs and runs a ``cell_off`` script; it also recovers a
+  connection whose stream was lost (``\\nZ``, read up to the end of the old script).
+
+The measurement interval bounds how long the port's lock is held by the streaming read, so keep
+``sample_interval_s`` short (<= a few seconds; default 1 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from licycler.drivers import methodscript as ms
+from licycler.drivers.errors import DriverError, IdentityMismatch, InstrumentReportedError, NotSupported
+from licycler.drivers.interfaces import InstrumentError, OutputOffMode, SampleBlock
+from licycler.drivers.transport import VisaTransport
+
+__all__ = ["DEVICE_TYPES", "EmStat4Channel", "Firmware", "parse_firmware"]
+
+_log = logging.getLogger(__name__)
+
+DEVICE_TYPES: dict[str, tuple[str, float, float]] = {
+    "es4_lr": ("EmStat4 LR", 3.0, 10e-3),
+    "es4_hr": ("EmStat4 HR", 6.0, 100e-3),
+    "mes4lr": ("MultiEmStat4 LR", 3.0, 10e-3),
+    "mes4hr": ("MultiEmStat4 HR", 6.0, 100e-3),
+}
+"""Firmware device type -> (model, largest |E| it applies (V), largest current range (A))."""
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """The ``t`` reply: device type (6 characters), version digits, build text, release letter."""
+
+    device_type: str
+    version: str
+    build: str
+    release: str
+
+    @property
+    def model(self) -> str:
+        return DEVICE_TYPES.get(self.device_type, (self.device_type, 0.0, 0.0))[0]
+
+
+def parse_firmware(first: str, second: str) -> Firmware:
+    """The two lines of the ``t`` reply (``tes4_hr1100#Jan 28 2022 11:04:43``, ``R*``)."""
+    if not first.startswith("t") or "#" not in first or not second.endswith("*"):
+        raise ValueError(f"not a firmware reply: {first[:40]!r} / {second[:20]!r}")
+    head, _, build = first[1:].partition("#")
+    return Firmware(head[:6], head[6:], " ".join(build.split()), second[:-1])
+
+
+@dataclass
+class _Stream:
+    """One running script whose output a background task reads."""
+
+    kind: str
+    time_offset_s: float
+    interval_s: float
+    packets: list[str] = field(default_factory=list)
+    new_data: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    loop_ended: bool = False
+    abort_acked: bool = False
+    runtime_error: ms.ScriptError | None = None
+    failure: DriverError | None = None
+    dropped: int = 0
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def active(self) -> bool:
+        return not self.done.is_set()
+
+
+class EmStat4Channel:
+    """A :class:`~licycler.drivers.interfaces.SourceMeasureChannel` on an EmStat4 (MethodSCRIPT).
+
+    ``model``: what ``t`` must report (``EmStat4`` accepts LR and HR, ``EmStat4 HR`` only HR);
+    ``sample_interval_s``: packet interval of the measurement loop, s; ``max_run_time_s``: run
+    time written into each loop (the loop, and the current, end after it), s;
+    ``line_frequency_hz``: mains frequency, for the integration time (NPLC) -> bandwidth.
+    """
+
+    def __init__(
+        self,
+        resource: str,
+        *,
+        name: str = "PalmSens EmStat4",
+        model: str = "EmStat4",
+        sample_interval_s: float = 1.0,
+        max_run_time_s: float = 1e6,
+        line_frequency_hz: float = 50.0,
+        timeout_s: float = 2.0,
+        baud_rate: int | None = 921600,
+        retries: int = 2,
+        stream_failures_allowed: int = 2,
+        transport: VisaTransport | None = None,
+    ) -> None:
+        if not 0 < sample_interval_s <= max_run_time_s:
+            raise ValueError("need 0 < sample_interval_s <= max_run_time_s")
+        self.name = name
+        self.model = model
+        self.sample_interval_s = float(sample_interval_s)
+        self.max_run_time_s = float(max_run_time_s)
+        self.line_frequency_hz = float(line_frequency_hz)
+        self.stream_failures_allowed = int(stream_failures_allowed)
+        self.transport = transport or VisaTransport(
+            resource,
+            name=name,
+            read_termination="\n",
+            write_termination="\n",
+            timeout_s=timeout_s,
+            baud_rate=baud_rate,
+            retries=retries,
+        )
+        self.firmware: Firmware | None = None
+        self.dropped_packets = 0
+        """Lines of a data stream that were not valid packets and were dropped (diagnostics)."""
+        self._op_lock = asyncio.Lock()
+        self._stream: _Stream | None = None
+        self._errors: list[InstrumentError] = []
+        self._configured = False
+        self._voltage_limit_v: float | None = None
+        self._current_range_a: float | None = None
+        self._voltage_range_v: float | None = None
+        self._bandwidth_hz: float | None = None
+        self._current_a = 0.0
+        self._tripped = False
+        self._epoch = time.monotonic()
+        self._last_time_s = 0.0
+        self._serial = ""
+        self._backlog: list[SampleBlock] = []
+
+    # ---------------------------------------------------------------- connection
+
+    async def open(self) -> None:
+        """Open the port, stop any script left running (``Z``) and check the identity."""
+        await self.transport.open()
+        async with self._op_lock:
+            await self._sync()
+            await self._identify_locked()
+
+    async def close(self) -> None:
+        """Stop reading and release the port (a running script keeps running on the instrument)."""
+        stream, self._stream = self._stream, None
+        if stream is not None and stream.task is not None:
+            stream.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await stream.task
+        await self.transport.close()
+
+    async def __aenter__(self) -> EmStat4Channel:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---------------------------------------------------------------- identity
+
+    async def identify(self) -> str:
+        """``t`` (firmware) and ``i`` (serial number), checked against ``model``.
+
+        While a script runs the instrument does not answer these: the identity read at
+        :meth:`open` is returned.
+        """
+        async with self._op_lock:
+            if self._running():
+                if self.firmware is None:
+                    raise DriverError(self.name, "t", "a script is running and the identity is unknown")
+                return self._describe(self.firmware, self._serial)
+            return await self._identify_locked()
+
+    def _describe(self, fw: Firmware, serial: str) -> str:
+        return f"PalmSens {fw.model}, serial {serial}, firmware {fw.device_type} {fw.version} ({fw.build})"
+
+    async def _identify_locked(self) -> str:
+        async with self.transport.locked():
+            first = await self.transport.query("t")
+            second = await self.transport.read_line()
+            try:
+                fw = parse_firmware(first, second)
+            except ValueError as exc:
+                await self.transport.resync()
+                raise DriverError(self.name, "t", str(exc)) from exc
+            serial = await self.transport.query("i")
+        if not serial.startswith("i") or "!" in serial:
+            raise DriverError(self.name, "i", f"unexpected reply {serial[:40]!r}")
+        wanted = self.model.lower().replace("palmsens", "").split()
+        have = fw.model.lower().split()
+        if fw.device_type not in DEVICE_TYPES or not all(w in have for w in wanted):
+            raise IdentityMismatch(
+                self.name, "t", f"instrument is {fw.model!r} ({fw.device_type}), expected {self.model!r}"
+            )
+        self.firmware, self._serial = fw, serial[1:]
+        return self._describe(fw, self._serial)
+
+    # ---------------------------------------------------------------- configuration
+
+    async def configure_current_source(
+        self,
+        *,
+        voltage_limit_v: float,
+        current_range_a: float | None = None,
+        voltage_range_v: float | None = None,
+        nplc: float = 1.0,
+        off_mode: OutputOffMode = OutputOffMode.HIGH_IMPEDANCE,
+    ) -> None:
+        """Galvanostatic loop settings; applied at once (script restarted) if the output is on.
+
+        ``voltage_limit_v``: the loop breaks (and the cell goes off) when |E| exceeds it, V;
+        ``current_range_a``: the galvanostat range (None: the smallest that holds the current);
+        ``voltage_range_v``: fixed potential range (None: autorange); ``nplc``: integration time
+        in power-line cycles (sets the bandwidth); only the high-impedance off mode exists.
+        """
+        if off_mode is not OutputOffMode.HIGH_IMPEDANCE:
+            raise NotSupported(
+                self.name, None, f"output-off mode {off_mode.value}: a potentiostat's cell off is high impedance"
+            )
+        if not voltage_limit_v > 0:
+            raise ValueError(f"voltage_limit_v must be > 0, got {voltage_limit_v}")
+        if not nplc > 0:
+            raise ValueError(f"nplc must be > 0, got {nplc}")
+        integration_s = nplc / self.line_frequency_hz
+        if integration_s > self.sample_interval_s:
+            raise ValueError(
+                f"integration time {integration_s:g} s is longer than the {self.sample_interval_s:g} s interval"
+            )
+        if current_range_a is not None:
+            ms.current_range_code(current_range_a)  # ValueError above 100 mA
+        async with self._op_lock:
+            fw = self.firmware
+            if fw is not None and fw.device_type in DEVICE_TYPES:
+                _, max_v, max_i = DEVICE_TYPES[fw.device_type]
+                if voltage_limit_v > max_v:
+                    raise NotSupported(
+                        self.name, None, f"voltage limit {voltage_limit_v} V above the {fw.model}'s {max_v} V"
+                    )
+                if current_range_a is not None and current_range_a > max_i * (1 + 1e-9):
+                    raise NotSupported(
+                        self.name, None, f"current range {current_range_a} A above the {fw.model}'s {max_i} A"
+                    )
+            self._voltage_limit_v = float(voltage_limit_v)
+            self._current_range_a = None if current_range_a is None else float(current_range_a)
+            self._voltage_range_v = None if voltage_range_v is None else float(voltage_range_v)
+            self._bandwidth_hz = 1.0 / integration_s
+            self._configured = True
+            if self._running():
+                await self._restart()
+
+    async def set_current(self, current_a: float) -> None:
+        """The sourced current, A; restarts the loop at once if the output is on."""
+        if not math.isfinite(current_a):
+            raise ValueError(f"current must be finite, got {current_a}")
+        async with self._op_lock:
+            self._script_for(current_a)  # validates against the range before anything changes
+            self._current_a = float(current_a)
+            if self._running():
+                await self._restart()
+
+    def _script_for(self, current_a: float, run_time_s: float | None = None) -> ms.ConstantCurrentScript:
+        max_i = 0.1
+        if self.firmware is not None and self.firmware.device_type in DEVICE_TYPES:
+            max_i = DEVICE_TYPES[self.firmware.device_type][2]
+        current_range = self._current_range_a
+        if current_range is None:
+            full_scales = [fs for fs in ms.EMSTAT4_CURRENT_RANGES_A.values() if fs <= max_i * (1 + 1e-9)]
+            fitting = [fs for fs in full_scales if fs >= max(abs(current_a), 100e-9) * (1 - 1e-12)]
+            if not fitting:
+                raise NotSupported(self.name, None, f"current {current_a} A above the largest range ({max_i} A)")
+            current_range = min(fitting)
+        try:
+            return ms.ConstantCurrentScript(
+                current_a=current_a,
+                interval_s=self.sample_interval_s,
+                run_time_s=run_time_s if run_time_s is not None else self.max_run_time_s,
+                current_range_a=current_range,
+                voltage_limit_v=self._voltage_limit_v,
+                potential_range_v=self._voltage_range_v,
+                max_bandwidth_hz=self._bandwidth_hz,
+            )
+        except ValueError as exc:
+            raise DriverError(self.name, None, str(exc)) from exc
+
+    # ---------------------------------------------------------------- output
+
+    async def output_on(self) -> None:
+        """Start the constant-current loop (no-op if it runs)."""
+        async with self._op_lock:
+            if self._running():
+                return
+            if not self._configured:
+                raise DriverError(self.name, None, "configure_current_source() before output_on()")
+            await self._start_cp()
+
+    async def output_off(self) -> None:
+        """Abort the loop: ``on_finished:`` switches the cell off (high impedance)."""
+        async with self._op_lock:
+            await self._stop_stream()
+
+    async def output_enabled(self) -> bool:
+        """Whether a current loop is running, as its data stream shows (DriverError if lost)."""
+        async with self._op_lock:
+            stream = self._stream
+            if stream is None or stream.kind != "cp":
+                return False
+            if stream.failure is not None:
+                raise DriverError(self.name, None, f"data stream lost: {stream.failure.cause}")
+            return stream.active and not stream.loop_ended
+
+    async def voltage_limit_tripped(self) -> bool:
+        """Whether the voltage limit ended the loop (or the galvanostat hit its compliance)."""
+        async with self._op_lock:
+            self._scan_for_trip()
+            return self._tripped
+
+    def _running(self) -> bool:
+        s = self._stream
+        return s is not None and s.kind == "cp" and s.active
+
+    async def _start_cp(self) -> None:
+        script = self._script_for(self._current_a)
+        self._tripped = False
+        await self._start_stream("cp", script.lines())
+
+    async def _restart(self) -> None:
+        await self._stop_stream()
+        await self._start_cp()
+
+    # ---------------------------------------------------------------- streams
+
+    async def _start_stream(self, kind: str, lines: list[str]) -> _Stream:
+        await self._collect_finished_stream()
+        self._retire_stream()
+        payload = ("e\n" + "\n".join(lines) + "\n\n").encode("ascii")
+        async with self.transport.locked():
+            await self.transport.write_raw(payload)
+            ack = await self.transport.read_line()
+        if ack != "e":
+            err = ms.parse_error(ack)
+            if err is not None:
+                raise InstrumentReportedError(self.name, "e", err.code, err.message)
+            await self.transport.resync()
+            raise DriverError(self.name, "e", f"unexpected reply {ack[:40]!r} to a script")
+        offset = max(time.monotonic() - self._epoch, self._last_time_s)
+        stream = _Stream(kind=kind, time_offset_s=offset, interval_s=self.sample_interval_s)
+        stream.task = asyncio.create_task(self._read_stream(stream), name=f"{self.name} stream")
+        self._stream = stream
+        return stream
+
+    async def _read_stream(self, stream: _Stream) -> None:
+        timeout = stream.interval_s + self.transport.timeout_s
+        failures = 0
+        try:
+            while True:
+                try:
+                    line = await self.transport.read_line(timeout_s=timeout)
+                except DriverError as exc:
+                    failures += 1
+                    if failures > self.stream_failures_allowed:
+                        stream.failure = exc
+                        return
+                    _log.warning("%s: stream read failed (%s); reading on", self.name, exc.cause)
+                    continue
+                failures = 0
+                if line == "":
+                    return
+                head = line[0]
+                if head == "P":
+                    stream.packets.append(line)
+                    stream.new_data.set()
+                elif head == "*":
+                    stream.loop_ended = True
+                elif head == "Z":
+                    stream.abort_acked = True
+                elif head == "M" or head in "LC+-T":
+                    pass
+                elif (err := ms.parse_error(line)) is not None:
+                    stream.runtime_error = err
+                    self._errors.append(InstrumentError(err.code, err.message))
+                else:
+                    stream.dropped += 1
+                    self.dropped_packets += 1
+                    _log.warning("%s: dropped unexpected line %r", self.name, line[:40])
+        finally:
+            stream.done.set()
+            stream.new_data.set()
+
+    async def _stop_stream(self) -> None:
+        """Abort the running script (if any) and wait for its end; recover a lost stream."""
+        stream = self._stream
+        if stream is None:
+            return
+        if stream.active:
+            await self.transport.write_raw(b"\nZ\n")
+            budget = stream.interval_s + 3 * self.transport.timeout_s * (self.stream_failures_allowed + 1)
+            try:
+                await asyncio.wait_for(stream.done.wait(), budget)
+            except TimeoutError:
+                if stream.task is not None:
+                    stream.task.cancel()
+                stream.failure = DriverError(self.name, "Z", "no end of the script after the abort")
+        if stream.failure is not None:
+            if stream.task is not None:
+                stream.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await stream.task
+            await self._sync()
+        if stream.kind == "cp":
+            self._scan_for_trip()
+
+    def _retire_stream(self) -> None:
+        """Keep the unread packets of the previous script for the next :meth:`read_block`."""
+        stream, self._stream = self._stream, None
+        if stream is not None and stream.packets:
+            with contextlib.suppress(DriverError):
+                self._backlog.append(self._take(stream))
+
+    async def _collect_finished_stream(self) -> None:
+        """Before starting a script: the previous one must have ended (its packets stay buffered)."""
+        stream = self._stream
+        if stream is not None and stream.active:
+            await self._stop_stream()
+
+    async def _sync(self) -> None:
+        """Bring the instrument to "no script running": ``\\n`` + ``Z``, then read to the end."""
+        deadline = time.monotonic() + 4 * self.transport.timeout_s + self.sample_interval_s
+        async with self.transport.locked():
+            await self.transport.write_raw(b"\nZ\n")
+            while True:
+                line = await self.transport.read_line()
+                if line.startswith("Z"):
+                    break
+                if time.monotonic() > deadline:
+                    raise DriverError(self.name, "Z", "the instrument did not acknowledge the abort")
+            if line == "Z":  # a script was running: read to its end
+                while await self.transport.read_line() != "":
+                    if time.monotonic() > deadline:
+                        raise DriverError(self.name, "Z", "the aborted script did not end")
+
+    # ---------------------------------------------------------------- data
+
+    def _scan_for_trip(self) -> None:
+        """Trip when buffered packets show |E| at/over the limit or the compliance overload."""
+        stream = self._stream
+        limit = self._voltage_limit_v
+        if stream is None or stream.kind != "cp" or not stream.packets or limit is None:
+            return
+        block = ms.decode_packets(stream.packets[-1:], strict=False)
+        if len(block) and "ab" in block.type_codes:
+            e = block.column("ab")
+            overload = (block.column_status("ab") & ms.Status.OVERLOAD) != 0
+            if np.any(np.abs(e) >= limit) or np.any(overload):
+                self._tripped = True
+
+    async def read_block(self) -> SampleBlock:
+        """The readings since the previous call; waits for at least one (an open-circuit
+        reading when the output is off)."""
+        async with self._op_lock:
+            stream = self._stream
+            if self._backlog:
+                blocks, self._backlog = self._backlog, []
+                if stream is not None and stream.packets:
+                    blocks.append(self._take(stream))
+                return _concatenate(blocks)
+            if stream is not None and stream.active and not stream.packets:
+                wait_s = stream.interval_s + self.transport.timeout_s * (self.stream_failures_allowed + 1) * 2
+                try:
+                    await asyncio.wait_for(stream.new_data.wait(), wait_s)
+                except TimeoutError:
+                    raise DriverError(self.name, None, f"no data packet within {wait_s:g} s") from None
+            if stream is not None and stream.packets:
+                return self._take(stream)
+            if stream is not None and stream.failure is not None:
+                raise DriverError(self.name, None, f"data stream lost: {stream.failure.cause}")
+            return await self._open_circuit_reading()
+
+    async def _open_circuit_reading(self) -> SampleBlock:
+        stream = await self._start_stream("ocp", ms.open_circuit_script(self.sample_interval_s))
+        budget = self.sample_interval_s + 3 * self.transport.timeout_s * (self.stream_failures_allowed + 1)
+        try:
+            await asyncio.wait_for(stream.done.wait(), budget)
+        except TimeoutError:
+            await self._stop_stream()
+            raise DriverError(self.name, "meas_loop_ocp", "the open-circuit reading did not end") from None
+        if stream.failure is not None:
+            await self._stop_stream()
+            raise DriverError(self.name, "meas_loop_ocp", f"data stream lost: {stream.failure.cause}")
+        if stream.runtime_error is not None:
+            err = stream.runtime_error
+            raise InstrumentReportedError(self.name, "meas_loop_ocp", err.code, err.message)
+        if not stream.packets:
+            raise DriverError(self.name, "meas_loop_ocp", "no reading in the open-circuit script's output")
+        return self._take(stream)
+
+    def _take(self, stream: _Stream) -> SampleBlock:
+        lines, stream.packets = stream.packets, []
+        if stream.active:
+            stream.new_data.clear()
+        block = ms.decode_packets(lines, strict=False)
+        if block.rejected:
+            self.dropped_packets += len(block.rejected)
+            _log.warning("%s: dropped %d malformed packets", self.name, len(block.rejected))
+        if len(block) == 0:
+            raise DriverError(self.name, None, "no valid data packet in the stream")
+        try:
+            t = block.column("eb") + stream.time_offset_s
+            e = block.column("ab").copy()
+            e_status = block.column_status("ab")
+        except KeyError as exc:
+            raise DriverError(self.name, None, f"unexpected packet layout {block.type_codes}") from exc
+        overload_e = (e_status & ms.Status.OVERLOAD) != 0
+        limit = self._voltage_limit_v
+        if stream.kind == "cp" and limit is not None and (np.any(np.abs(e) >= limit) or np.any(overload_e)):
+            self._tripped = True
+        e[overload_e] = np.nan
+        if "ba" in block.type_codes:
+            i = block.column("ba").copy()
+            i[(block.column_status("ba") & ms.Status.OVERLOAD) != 0] = np.nan
+        else:
+            i = np.zeros_like(e)
+        self._last_time_s = max(self._last_time_s, float(np.nanmax(t)))
+        return SampleBlock(time_s=t, voltage_v=e, current_a=i)
+
+    # ---------------------------------------------------------------- errors and safety
+
+    async def drain_errors(self) -> list[InstrumentError]:
+        """Errors the instrument reported while running scripts (``!XXXX``), oldest first."""
+        async with self._op_lock:
+            errors, self._errors = self._errors, []
+            return errors
+
+    async def safe_state(self) -> None:
+        """Abort any script and run ``cell_off`` (idempotent). DriverError only if unreachable."""
+        async with self._op_lock:
+            stream = self._stream
+            if stream is not None and stream.active:
+                await self._stop_stream()
+            elif stream is None or stream.failure is not None:
+                await self._sync()
+            off = await self._start_stream("off", ["cell_off"])
+            try:
+                await asyncio.wait_for(off.done.wait(), 2 * self.transport.timeout_s)
+            except TimeoutError:
+                raise DriverError(self.name, "cell_off", "the cell_off script did not end") from None
+            if off.failure is not None:
+                raise DriverError(self.name, "cell_off", f"no end of the cell_off script: {off.failure.cause}")
+            self._current_a = 0.0
+
+
+def _concatenate(blocks: list[SampleBlock]) -> SampleBlock:
+    if len(blocks) == 1:
+        return blocks[0]
+    return SampleBlock(
+        time_s=np.concatenate([b.time_s for b in blocks]),
+        voltage_v=np.concatenate([b.voltage_v for b in blocks]),
+        current_a=np.concatenate([b.current_a for b in blocks]),
+    )
