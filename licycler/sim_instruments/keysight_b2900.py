@@ -379,9 +379,11 @@ class KeysightB2900(ScpiInstrument):
             params=[Choice(("CURRent", "VOLTage"))],
         ))
         cmds.append(self._smu_attr(
-            "[:SOURce#]:CURRent[:LEVel][:IMMediate][:AMPLitude]", "current_level_a", Numeric(minimum=-3.03, maximum=3.03, default_value=0.0, unit="A")))
+            "[:SOURce#]:CURRent[:LEVel][:IMMediate][:AMPLitude]", "current_level_a",
+            Numeric(minimum=-3.03, maximum=3.03, default_value=0.0, unit="A")))
         cmds.append(self._smu_attr(
-            "[:SOURce#]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", "voltage_level_v", Numeric(minimum=-210, maximum=210, default_value=0.0, unit="V")))
+            "[:SOURce#]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", "voltage_level_v",
+            Numeric(minimum=-210, maximum=210, default_value=0.0, unit="V")))
         for q, top in (("CURRent", 3.03), ("VOLTage", 210.0)):
             cmds.append(self.setting(f"[:SOURce#]:{q}:RANGe[:UPPer]", f"sour.{q}.rang",
                                      Numeric(minimum=-top, maximum=top, unit=q[0]), top))
@@ -389,9 +391,11 @@ class KeysightB2900(ScpiInstrument):
                                      Boolean(), True))
         # -- sense
         cmds.append(self._smu_attr(
-            ":SENSe#:VOLTage[:DC]:PROTection[:LEVel]", "voltage_limit_v", Numeric(minimum=0.0, maximum=210, default_value=2.0, unit="V")))
+            ":SENSe#:VOLTage[:DC]:PROTection[:LEVel]", "voltage_limit_v",
+            Numeric(minimum=0.0, maximum=210, default_value=2.0, unit="V")))
         cmds.append(self._smu_attr(
-            ":SENSe#:CURRent[:DC]:PROTection[:LEVel]", "current_limit_a", Numeric(minimum=0.0, maximum=3.03, default_value=1e-4, unit="A")))
+            ":SENSe#:CURRent[:DC]:PROTection[:LEVel]", "current_limit_a",
+            Numeric(minimum=0.0, maximum=3.03, default_value=1e-4, unit="A")))
         cmds.append(Command(":SENSe#:VOLTage[:DC]:PROTection:TRIPped",
                             query=self._tripped("CURR")))
         cmds.append(Command(":SENSe#:CURRent[:DC]:PROTection:TRIPped",
