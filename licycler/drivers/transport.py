@@ -40,7 +40,7 @@ from pyvisa.errors import VisaIOError
 
 from licycler.drivers.errors import DriverError
 
-__all__ = ["VisaTransport", "resource_key"]
+__all__ = ["VisaTransport", "resource_key", "visa_resource_manager"]
 
 _log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ _RM_LOCK = threading.Lock()
 _RESOURCE_MANAGERS: dict[str, Any] = {}
 
 
-def _resource_manager(visa_library: str) -> Any:
+def visa_resource_manager(visa_library: str = "@py") -> Any:
     """One pyvisa ResourceManager per VISA library string, created once per process."""
     with _RM_LOCK:
         rm = _RESOURCE_MANAGERS.get(visa_library)
@@ -404,7 +404,7 @@ class VisaTransport:
         raise DriverError(self.name, command, f"{cause} after {self.retries + 1} attempts")
 
     def _open_sync(self) -> Any:
-        rm = _resource_manager(self.visa_library)
+        rm = visa_resource_manager(self.visa_library)
         timeout_ms = int(self.timeout_s * 1000)
         kwargs: dict[str, Any] = {
             "read_termination": self.read_termination,

@@ -145,6 +145,15 @@ class ScpiTcpServer:
         """The VISA resource string of this server (``TCPIP0::host::port::SOCKET``)."""
         return f"TCPIP0::{self.host}::{self.port}::SOCKET"
 
+    @property
+    def address(self) -> str:
+        """What a client opens: the VISA resource string (same as :attr:`resource`)."""
+        return self.resource
+
+    async def stop(self) -> None:
+        """Same as :meth:`close` (the name the serial servers use)."""
+        await self.close()
+
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
