@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +53,8 @@ class ChannelSupervisor:
 
     ``limits`` holds the layers (instrument, station, protocol, step); the effective limits are
     checked on every setpoint and every block. ``read_period_s`` is how often the engine reads;
-    the watchdog trips when no fresh sample arrives within ``watchdog_factor`` read periods.
+    the watchdog trips when no fresh sample arrives within ``watchdog_factor`` read periods;
+    ``stuck_count`` identical readings under current count as a stuck instrument.
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class ChannelSupervisor:
         read_period_s: float = 1.0,
         watchdog_factor: float = 3.0,
         pressure_interlock: PressureInterlock | None = None,
+        stuck_count: int = 20,
     ) -> None:
         self.name = name
         self.channel = channel
@@ -82,7 +84,8 @@ class ChannelSupervisor:
         self.read_period_s = read_period_s
         self.watchdog_factor = watchdog_factor
         self.pressure_interlock = pressure_interlock or PressureInterlock()
-        self.checker = BlockChecker(area_m2=area_m2)
+        self.stuck_count = stuck_count
+        self.checker = BlockChecker(area_m2=area_m2, stuck_count=stuck_count)
         self.tripped: Violation | None = None
         self.armed = False
         self._last_sample_t: float | None = None
@@ -135,7 +138,7 @@ class ChannelSupervisor:
     def reset(self) -> None:
         """Clear a trip (an operator's decision after reading the event); the channel must be armed again."""
         self.tripped = None
-        self.checker = BlockChecker(area_m2=self.area_m2)
+        self.checker = BlockChecker(area_m2=self.area_m2, stuck_count=self.stuck_count)
 
     # --- interlocks and arming --------------------------------------------------------------
     async def check_identity(self) -> str:
@@ -219,8 +222,21 @@ class ChannelSupervisor:
         A violation, an instrument error, or an exception leaves the channel secured and raises
         :class:`SafetyTripped` carrying the block (so the data up to the fault is kept).
         """
+        return await self._accept(self.channel.read_block())
+
+    async def read_segment(
+        self, n_samples: int, *, stop_above_v: float | None = None, stop_below_v: float | None = None
+    ) -> SampleBlock:
+        """Let an instrument that runs segments itself source for up to ``n_samples`` samples (see
+        the engine's ``SegmentChannel``), then check the block exactly like :meth:`read_block`."""
+        run_segment = getattr(self.channel, "run_segment", None)
+        if run_segment is None:
+            raise TypeError(f"{self.name}: the instrument cannot run segments")
+        return await self._accept(run_segment(n_samples, stop_above_v=stop_above_v, stop_below_v=stop_below_v))
+
+    async def _accept(self, reading: Awaitable[SampleBlock]) -> SampleBlock:
         try:
-            block = await self.channel.read_block()
+            block = await reading
         except DriverError as exc:
             lost = Violation("instrument_error", str(exc), self.clock.now(), {"cause": exc.cause})
             await self.trip(lost)

@@ -1,0 +1,178 @@
+"""A run: one schedule on many channels at once, recorded in the store, resumable after a crash.
+
+:class:`RunController` creates the run's record, layers the schedule's limits onto each channel's
+supervisor (a schedule that asks for more than the station allows is refused before any output
+turns on), secures every channel first, then runs one :class:`ChannelRunner` task per channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from licycler import __version__
+from licycler.clock import Clock
+from licycler.engine.runner import ChannelRunner, Progress
+from licycler.engine.states import RunState
+from licycler.errors import UserError
+from licycler.events import Event, EventSink, FanOut
+from licycler.protocols.schedule import Schedule
+from licycler.safety.limits import LimitsRefused
+from licycler.safety.station import StationSafety
+from licycler.safety.supervisor import ChannelSupervisor
+from licycler.store.sql import Store, StoreWriter
+
+__all__ = ["ChannelSetup", "RunController", "exit_status"]
+
+
+@dataclass
+class ChannelSetup:
+    """Everything a channel needs to run: its supervisor (with the instrument), clock, and for
+    hardware-free runs a snapshot function and the seed of its simulated cell."""
+
+    name: str
+    supervisor: ChannelSupervisor
+    clock: Clock
+    snapshot: Callable[[], bytes] | None = None
+    progress: Progress | None = None
+    instrument: str = ""
+    seed: int | None = None
+
+
+def exit_status(states: dict[str, RunState]) -> int:
+    """0 when every channel completed, 1 otherwise (an abort or a fault on any channel)."""
+    return 0 if all(s is RunState.COMPLETED for s in states.values()) else 1
+
+
+class RunController:
+    """Runs ``schedule`` on every channel of ``setups`` and records it in ``store``."""
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        setups: list[ChannelSetup],
+        store: Store | None,
+        *,
+        run_id: str | None = None,
+        mode: str = "sim",
+        scenario_text: str | None = None,
+        station_text: str | None = None,
+        events: FanOut | None = None,
+        resuming: bool = False,
+    ) -> None:
+        self.schedule = schedule
+        self.setups = setups
+        self.store = store
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.mode = mode
+        self.scenario_text = scenario_text
+        self.station_text = station_text
+        self.events = events or FanOut()
+        self.resuming = resuming
+        self.writer = StoreWriter(store) if store is not None else None
+        self.runners: dict[str, ChannelRunner] = {}
+        self.safety = StationSafety({s.name: s.supervisor for s in setups})
+        for setup in setups:
+            setup.supervisor.events = self.events
+
+    def _register(self) -> None:
+        if self.store is None or self.resuming:
+            return
+        self.store.create_run(
+            {
+                "run_id": self.run_id, "name": self.schedule.name, "schedule_name": self.schedule.name,
+                "schedule_source": self.schedule.source, "schedule_text": self.schedule.text,
+                "schedule_sha256": self.schedule.sha256, "scenario_text": self.scenario_text,
+                "station_text": self.station_text, "software_version": __version__, "mode": self.mode,
+                "created_unix_s": time.time(), "status": "running",
+            },
+            [
+                {"run_id": self.run_id, "channel": s.name, "chemistry": self.schedule.cell.chemistry,
+                 "area_m2": self.schedule.cell.area_m2, "seed": s.seed, "instrument": s.instrument,
+                 "status": "running"}
+                for s in self.setups
+            ],
+        )  # fmt: skip
+
+    def _layer_limits(self) -> None:
+        for setup in self.setups:
+            sup = setup.supervisor
+            if sup.area_m2 is None:
+                sup.area_m2 = self.schedule.cell.area_m2
+                sup.checker.area_m2 = sup.area_m2
+            try:
+                sup.limits.push("protocol", self.schedule.limits)
+            except LimitsRefused as exc:
+                raise UserError(f"{self.schedule.source}: channel {setup.name}: {exc}") from None
+
+    def add_sink(self, sink: EventSink) -> None:
+        """Send every event of the run to ``sink`` too (telemetry, the live view)."""
+        self.events.add(sink)
+
+    async def run(self) -> dict[str, RunState]:
+        """Run every channel to its end; returns each channel's final state."""
+        self._layer_limits()
+        self._register()
+        await self.safety.secure_all("startup", "securing every channel before the run")
+        for setup in self.setups:
+            self.runners[setup.name] = ChannelRunner(
+                setup.name, self.schedule, setup.supervisor, clock=setup.clock, run_id=self.run_id,
+                writer=self.writer, events=self.events, progress=setup.progress, snapshot=setup.snapshot,
+            )  # fmt: skip
+        tasks = {name: asyncio.create_task(r.run(), name=f"channel:{name}") for name, r in self.runners.items()}
+        try:
+            results = await asyncio.gather(*tasks.values(), return_exceptions=True)
+        except asyncio.CancelledError:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await self._close("aborted", "cancelled")
+            raise
+        states: dict[str, RunState] = {}
+        for name, result in zip(tasks, results, strict=True):
+            states[name] = result if isinstance(result, RunState) else RunState.FAULTED
+        status = "completed" if exit_status(states) == 0 else (
+            "aborted" if all(s in (RunState.ABORTED, RunState.COMPLETED) for s in states.values()) else "faulted"
+        )  # fmt: skip
+        await self._close(status, json.dumps({k: str(v) for k, v in states.items()}))
+        return states
+
+    async def _close(self, status: str, message: str) -> None:
+        if self.writer is not None:
+            await self.writer.close()
+            failed = self.writer.failed
+            if failed is not None:
+                status, message = "faulted", f"store failure: {failed}"
+        if self.store is not None:
+            try:
+                await asyncio.to_thread(self.store.set_run_status, self.run_id, status, message)
+            except Exception as exc:  # the store itself may be what failed
+                self.events.emit(Event(0.0, "engine", "store", "store_failure", str(exc)))
+
+    # --- operator commands ---------------------------------------------------------------------------
+    def _targets(self, channel: str | None) -> list[ChannelRunner]:
+        if channel is None:
+            return list(self.runners.values())
+        if channel not in self.runners:
+            raise UserError(f"no channel named '{channel}' in this run (channels: {', '.join(self.runners)})")
+        return [self.runners[channel]]
+
+    def pause(self, channel: str | None = None) -> None:
+        for r in self._targets(channel):
+            r.pause()
+
+    def resume(self, channel: str | None = None) -> None:
+        for r in self._targets(channel):
+            r.resume()
+
+    def abort(self, channel: str | None = None) -> None:
+        for r in self._targets(channel):
+            r.abort()
+
+    async def emergency_stop(self, reason: str = "emergency stop") -> None:
+        """Every channel of the station to its safe state at once."""
+        await self.safety.emergency_stop(reason)

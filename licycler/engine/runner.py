@@ -1,0 +1,461 @@
+"""Execute a schedule on one channel: steps, terminations, operator commands, suspension, checkpoints.
+
+The runner is the only place where a schedule meets an instrument, and every setpoint and every
+sample block it handles goes through the channel's :class:`~licycler.safety.ChannelSupervisor`.
+Data flows one way: supervisor -> runner (terminations, accounting, recording) -> store and
+telemetry sinks, which never block it. A checkpoint is written at every step boundary in the same
+transaction as the data before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import pickle
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from licycler.clock import Clock
+from licycler.drivers.errors import NotSupported
+from licycler.drivers.interfaces import SampleBlock, SourceMeasureChannel
+from licycler.engine.accounting import CycleAccounting, RecordFilter, interval_products
+from licycler.engine.states import RunState, StateMachine
+from licycler.events import Event, EventSink, FanOut
+from licycler.protocols.schedule import Schedule, Step
+from licycler.safety.checks import Violation
+from licycler.safety.supervisor import ChannelSupervisor, SafetyTripped
+from licycler.store.sql import SampleRows, StoreWriter, WriteBatch
+
+__all__ = ["ChannelRunner", "Progress", "SegmentChannel", "StepEnd", "VoltageSource", "pickle_snapshot"]
+
+FLUSH_ROWS = 20_000
+"""Samples kept in memory before a batch goes to the store (also flushed at every step end)."""
+
+
+@runtime_checkable
+class SegmentChannel(Protocol):
+    """An instrument that runs a segment on its own and stops at a voltage bound (cycler firmware,
+    the in-process SMU). The runner uses it when available; otherwise it reads blocks on a period."""
+
+    sample_period_s: float
+
+    async def run_segment(
+        self, n_samples: int, *, stop_above_v: float | None = None, stop_below_v: float | None = None
+    ) -> SampleBlock: ...
+
+
+@runtime_checkable
+class VoltageSource(Protocol):
+    """An instrument that can source a voltage (for ``hold`` steps)."""
+
+    async def set_voltage(self, voltage_v: float) -> None: ...
+
+
+@dataclass
+class Progress:
+    """Where a channel's run stands: what a checkpoint stores (JSON) and a resume restores."""
+
+    position: int = 0
+    step_seq: int = 0
+    sample_seq: int = 0
+    event_seq: int = 0
+    t_s: float = 0.0
+    run_charge_c: float = 0.0
+    jumps: dict[str, int] = field(default_factory=dict)
+    accounting: dict[str, Any] = field(default_factory=lambda: CycleAccounting().state())
+    finished: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    """How a step ended: the termination name (``time``, ``capacity``, ``voltage_above`` ...) or
+    ``aborted``, and at what time (s)."""
+
+    by: str
+    t_s: float
+
+
+class _EventBuffer:
+    """Numbers this channel's events and keeps them for the next store batch."""
+
+    def __init__(self, channel: str, progress: Progress) -> None:
+        self.channel = channel
+        self.progress = progress
+        self.pending: list[tuple[int, Event]] = []
+
+    def emit(self, event: Event) -> None:
+        if event.channel not in (None, self.channel):
+            return
+        self.pending.append((self.progress.event_seq, event))
+        self.progress.event_seq += 1
+
+
+class ChannelRunner:
+    """Runs ``schedule`` on one channel through its supervisor.
+
+    ``snapshot`` (hardware-free runs) returns the simulated cell's state as bytes for checkpoints.
+    ``sample_period_s`` is the read period for instruments without segments.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        schedule: Schedule,
+        supervisor: ChannelSupervisor,
+        *,
+        clock: Clock,
+        run_id: str,
+        writer: StoreWriter | None,
+        events: FanOut,
+        progress: Progress | None = None,
+        snapshot: Callable[[], bytes] | None = None,
+        read_period_s: float = 1.0,
+        max_segment: int = 1000,
+    ) -> None:
+        self.name = name
+        self.schedule = schedule
+        self.supervisor = supervisor
+        self.channel: SourceMeasureChannel = supervisor.channel
+        self.clock = clock
+        self.run_id = run_id
+        self.writer = writer
+        self.progress = progress or Progress()
+        self.snapshot = snapshot
+        self.read_period_s = read_period_s
+        self.max_segment = max_segment
+        self.buffer = _EventBuffer(name, self.progress)
+        events.add(self.buffer)
+        self.events: EventSink = events
+        self.machine = StateMachine(name, clock, events)
+        self.accounting = CycleAccounting.from_state(self.progress.accounting)
+        rec = schedule.record
+        self.recorder = RecordFilter(rec.every_s, rec.dv_v, rec.dq_c)
+        self._samples: list[SampleRows] = []
+        self._pending_rows = 0
+        self._steps: list[dict[str, Any]] = []
+        self._cycles: list[dict[str, Any]] = []
+        self._command: str | None = None
+        self._wake = asyncio.Event()
+        self.last_block: SampleBlock | None = None
+        self.failure: str | None = None
+
+    # --- operator commands (states of the engine, not flags in steps) ---------------------------
+    def pause(self) -> None:
+        self._command = "pause"
+        self._wake.set()
+
+    def resume(self) -> None:
+        self._command = "resume"
+        self._wake.set()
+
+    def abort(self) -> None:
+        self._command = "abort"
+        self._wake.set()
+
+    # --- the run --------------------------------------------------------------------------------
+    async def run(self) -> RunState:
+        """Execute from ``progress.position`` to the end; returns the final state."""
+        steps = self.schedule.steps
+        self.machine.to(RunState.RUNNING, "start", f"from step {self.progress.position}")
+        try:
+            async with self.supervisor.guard(f"on {self.name}"):
+                await self.supervisor.arm()
+                await self.supervisor.set_current(0.0)
+                await self.supervisor.output_on()
+                while self.progress.position < len(steps):
+                    self._checkpoint()
+                    step = steps[self.progress.position]
+                    end = await self._run_step(step)
+                    if end.by == "aborted":
+                        break
+                    if not self._advance(step, end):
+                        break
+                await self._finish()
+        except SafetyTripped as exc:
+            self.failure = exc.violation.cause
+            self._flush(final=True)
+            self.machine.to(RunState.FAULTED, exc.violation.cause, exc.violation.message)
+            return self.machine.state
+        except Exception as exc:
+            self.failure = type(exc).__name__
+            self._flush(final=True)
+            self.machine.to(RunState.FAULTED, "exception", f"{type(exc).__name__}: {exc}")
+            return self.machine.state
+        final = RunState.ABORTED if self._command == "abort" else RunState.COMPLETED
+        if final is RunState.ABORTED:
+            self.machine.to(RunState.STOPPING, "abort", "operator abort")
+        self.machine.to(final, "end", "schedule finished" if final is RunState.COMPLETED else "aborted")
+        self._flush(final=True)
+        return self.machine.state
+
+    def _advance(self, step: Step, end: StepEnd) -> bool:
+        """Move ``progress.position`` per the step's action; False when the run stops here."""
+        action = step.action(end.by) if end.by in step.until.names() else None
+        if action is None or action.kind == "next":
+            self.progress.position += 1
+            return True
+        if action.kind == "stop":
+            self.events.emit(Event(end.t_s, "engine", "decision", "stop", f"step {step.index} ended by {end.by}: stop",
+                                   self.name, {"step": step.index}))  # fmt: skip
+            self.progress.position = len(self.schedule.steps)
+            return False
+        key = str(step.index)
+        jumps = self.progress.jumps.get(key, 0)
+        assert action.target is not None
+        if action.times is not None and jumps >= action.times:
+            self.progress.position += 1
+            return True
+        self.progress.jumps[key] = jumps + 1
+        self.progress.position = action.target
+        return True
+
+    async def _finish(self) -> None:
+        closed = self.accounting.close()
+        if closed is not None:
+            self._cycles.append(closed.row())
+        await self.supervisor.secure("end", "schedule finished")
+        self.progress.finished = True
+        self.progress.position = len(self.schedule.steps)
+        self._checkpoint()
+
+    # --- one step -------------------------------------------------------------------------------
+    async def _run_step(self, step: Step) -> StepEnd:
+        p = self.progress
+        p.step_seq += 1
+        t0 = p.t_s
+        closed = self.accounting.on_step_start(step.kind, t0)
+        if closed is not None:
+            self._cycles.append(closed.row())
+        if step.limits is not None:
+            self.supervisor.limits.push(f"step {step.index}", step.limits)
+        self.supervisor.checker.new_step()
+        self.recorder.start_step(t0)
+        try:
+            await self._apply_setpoint(step)
+            end = await self._step_loop(step, t0)
+        finally:
+            if step.limits is not None:
+                self.supervisor.limits.pop(f"step {step.index}")
+        self._steps.append({
+            "step_seq": p.step_seq, "step_index": step.index, "template": step.template, "kind": step.kind,
+            "cycle": self.accounting.cycle, "start_s": t0, "end_s": end.t_s, "charge_c": self._step_q,
+            "energy_j": self._step_e, "ended_by": end.by,
+        })  # fmt: skip
+        return end
+
+    async def _apply_setpoint(self, step: Step) -> None:
+        if step.kind == "hold":
+            if not isinstance(self.channel, VoltageSource):
+                raise NotSupported(self.name, "hold", "this instrument cannot source a voltage")
+            await self.channel.set_voltage(step.voltage_v or 0.0)
+            return
+        if step.kind == "pressure" and self.supervisor.rig is not None and step.pressure_pa is not None:
+            await self.supervisor.rig.set_pressure_setpoint_pa(step.pressure_pa)
+        await self.supervisor.set_current(step.current_a if step.kind in ("plate", "strip") else 0.0)
+
+    async def _step_loop(self, step: Step, t0: float) -> StepEnd:
+        self._step_q = 0.0
+        self._step_e = 0.0
+        self._tail_t: list[float] = []
+        self._tail_v: list[float] = []
+        until = step.until
+        while True:
+            if self._command is not None and await self._handle_command(step) == "abort":
+                return StepEnd("aborted", self.progress.t_s)
+            block = await self._next_block(step, t0)
+            end = self._consume(step, t0, block)
+            if end is not None:
+                return end
+            if until.time_s is not None and self.progress.t_s - t0 >= until.time_s - 1e-9:
+                return StepEnd("time", self.progress.t_s)
+
+    async def _next_block(self, step: Step, t0: float) -> SampleBlock:
+        channel = self.channel
+        if isinstance(channel, SegmentChannel):
+            n = self._segment_length(step, t0, channel.sample_period_s)
+            block = await self.supervisor.read_segment(
+                n, stop_above_v=step.until.voltage_above_v, stop_below_v=step.until.voltage_below_v
+            )
+        else:
+            await self.clock.sleep_until(self.clock.now() + self.read_period_s)
+            block = await self.supervisor.read_block()
+        self.last_block = block
+        return block
+
+    def _segment_length(self, step: Step, t0: float, dt: float) -> int:
+        n = self.max_segment
+        until = step.until
+        if until.time_s is not None:
+            n = min(n, math.ceil((t0 + until.time_s - self.progress.t_s) / dt - 1e-9))
+        if until.capacity_c is not None and step.kind in ("plate", "strip") and step.current_a:
+            left = until.capacity_c - abs(self._step_q)
+            n = min(n, math.ceil(left / (abs(step.current_a) * dt) - 1e-9))
+        return max(1, n)
+
+    def _consume(self, step: Step, t0: float, block: SampleBlock) -> StepEnd | None:
+        """Account for ``block``, find the first termination in it, record what is kept."""
+        if not len(block):
+            return None
+        t, v, i = block.time_s, block.voltage_v, block.current_a
+        dq, de = interval_products(t, i, v, self.progress.t_s)
+        q = self._step_q + np.cumsum(dq)
+        k, by = self._first_termination(step, t0, t, v, i, q)
+        if k is not None:
+            t, v, i, dq, de, q = t[: k + 1], v[: k + 1], i[: k + 1], dq[: k + 1], de[: k + 1], q[: k + 1]
+        self.accounting.add(t, dq, de)
+        self._step_q = float(q[-1])
+        self._step_e += float(de.sum())
+        self.progress.run_charge_c += float(np.abs(dq).sum())
+        self.progress.t_s = float(t[-1])
+        self._record(t, v, i, q, last=k is not None)
+        return None if k is None else StepEnd(by, float(t[-1]))
+
+    def _first_termination(
+        self, step: Step, t0: float, t: np.ndarray, v: np.ndarray, i: np.ndarray, q: np.ndarray
+    ) -> tuple[int | None, str]:
+        u = step.until
+        checks: list[tuple[str, np.ndarray]] = []
+        if u.time_s is not None:
+            checks.append(("time", t - t0 >= u.time_s - 1e-9))
+        if u.capacity_c is not None:
+            checks.append(("capacity", np.abs(q) >= u.capacity_c * (1 - 1e-12)))
+        if u.voltage_above_v is not None:
+            checks.append(("voltage_above", v > u.voltage_above_v))
+        if u.voltage_below_v is not None:
+            checks.append(("voltage_below", v < u.voltage_below_v))
+        if u.current_below_a is not None:
+            checks.append(("current_below", np.abs(i) < u.current_below_a))
+        if u.dv_dt_above_v_per_s is not None or u.dv_dt_below_v_per_s is not None:
+            rate, valid = self._dv_dt(t, v)
+            if u.dv_dt_above_v_per_s is not None:
+                checks.append(("dv_dt_above", valid & (rate > u.dv_dt_above_v_per_s)))
+            if u.dv_dt_below_v_per_s is not None:
+                checks.append(("dv_dt_below", valid & (rate < u.dv_dt_below_v_per_s)))
+        best: tuple[int | None, str] = (None, "")
+        for name, mask in checks:
+            if mask.any():
+                k = int(np.argmax(mask))
+                if best[0] is None or k < best[0]:
+                    best = (k, name)
+        return best
+
+    def _dv_dt(self, t: np.ndarray, v: np.ndarray, window_s: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+        """|dV/dt| over a trailing window of ``window_s`` (s) at each sample, and where it is defined."""
+        tt = np.concatenate((self._tail_t, t))
+        vv = np.concatenate((self._tail_v, v))
+        start = np.searchsorted(tt, tt - window_s, side="right") - 1
+        ok = start >= 0
+        start = np.clip(start, 0, None)
+        span = tt - tt[start]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.abs(vv - vv[start]) / span
+        n = len(t)
+        keep = tt >= tt[-1] - window_s
+        self._tail_t = tt[keep].tolist()
+        self._tail_v = vv[keep].tolist()
+        return rate[-n:], (ok & (span > 0))[-n:]
+
+    # --- commands and suspension ------------------------------------------------------------------
+    async def _handle_command(self, step: Step) -> str:
+        command, self._command = self._command, None
+        if command == "abort":
+            self.machine.to(RunState.STOPPING, "abort", "operator abort")
+            self._command = "abort"
+            await self.supervisor.secure("abort", "operator abort")
+            return "abort"
+        if command == "pause" and self.machine.state is RunState.RUNNING:
+            self.machine.to(RunState.PAUSED, "pause", "operator pause")
+            await self.supervisor.secure("pause", "paused by the operator")
+            while True:
+                self._wake.clear()
+                await self._wake.wait()
+                latest = self._latest_command()
+                if latest == "abort":
+                    return await self._handle_command(step)
+                if latest == "resume":
+                    self._command = None
+                    break
+            await self.supervisor.arm()
+            await self._apply_setpoint(step)
+            await self.supervisor.output_on()
+            self.machine.to(RunState.RUNNING, "resume", "operator resume")
+        return command or ""
+
+    def _latest_command(self) -> str | None:
+        """The command most recently given (read through a call: other tasks set it)."""
+        return self._command
+
+    # --- recording and checkpoints ----------------------------------------------------------------
+    def _record(self, t: np.ndarray, v: np.ndarray, i: np.ndarray, q: np.ndarray, *, last: bool) -> None:
+        keep = self.recorder.keep(t, v, q, last)
+        n = int(keep.sum())
+        if not n:
+            return
+        p = self.progress
+        seq = np.arange(p.sample_seq, p.sample_seq + n, dtype=np.int64)
+        p.sample_seq += n
+        self._samples.append(
+            SampleRows(
+                seq,
+                t[keep],
+                v[keep],
+                i[keep],
+                q[keep],
+                np.full(n, p.step_seq, dtype=np.int64),
+                np.full(n, self.accounting.cycle, dtype=np.int64),
+            )
+        )
+        self._pending_rows += n
+        if self._pending_rows >= FLUSH_ROWS:
+            self._flush()
+
+    def _batch(self) -> WriteBatch:
+        batch = WriteBatch(self.run_id, self.name, self._samples, self._steps, self._cycles, self.buffer.pending)
+        self._samples, self._steps, self._cycles, self.buffer.pending = [], [], [], []
+        self._pending_rows = 0
+        return batch
+
+    def _flush(self, final: bool = False) -> None:
+        if self.writer is None:
+            return
+        if self.writer.failed is not None and not final:
+            raise SafetyTripped(_store_violation(self.clock.now(), self.writer.failed))
+        batch = self._batch()
+        if final:
+            batch.channel_status = str(self.machine.state)
+        self.writer.submit(batch)
+
+    def _checkpoint(self) -> None:
+        """Commit a checkpoint with all data up to here, in one transaction."""
+        if self.writer is None:
+            return
+        if self.writer.failed is not None:
+            raise SafetyTripped(_store_violation(self.clock.now(), self.writer.failed))
+        self.progress.accounting = self.accounting.state()
+        batch = self._batch()
+        batch.checkpoint = {
+            "sample_seq": self.progress.sample_seq,
+            "state_json": _json(self.progress.to_json()),
+            "snapshot": self.snapshot() if self.snapshot is not None else None,
+        }
+        self.writer.submit(batch)
+
+
+def _store_violation(t_s: float, exc: BaseException) -> Violation:
+    return Violation("store_failure", f"the store failed: {type(exc).__name__}: {exc}", t_s)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)
+
+
+def pickle_snapshot(*objects: object) -> Callable[[], bytes]:
+    """A snapshot function for hardware-free runs: the pickled simulated objects."""
+    return lambda: pickle.dumps(objects, protocol=pickle.HIGHEST_PROTOCOL)

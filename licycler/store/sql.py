@@ -1,0 +1,314 @@
+"""The SQL store: SQLite (WAL) by default, PostgreSQL by URL; batched, idempotent writes.
+
+:class:`Store` is synchronous (it runs in the writer thread or in tools); :class:`StoreWriter`
+is what the engine talks to: ``submit`` never blocks, a thread writes each :class:`WriteBatch` in
+one transaction (so a checkpoint is committed with exactly the data it covers), and a failure is
+kept in ``failed`` for the engine to act on (safe state), never raised into control code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from licycler.errors import UserError
+from licycler.events import Event
+from licycler.store import schema as s
+
+__all__ = ["DEFAULT_DB_URL", "SampleRows", "Store", "StoreError", "StoreWriter", "WriteBatch"]
+
+DEFAULT_DB_URL = "sqlite:///licycler-data/licycler.db"
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+SAMPLE_COLUMNS = (
+    "run_id",
+    "channel",
+    "seq",
+    "t_s",
+    "voltage_v",
+    "current_a",
+    "charge_c",
+    "step_seq",
+    "cycle",
+    "pressure_pa",
+)
+
+
+class StoreError(UserError):
+    """The database cannot be opened or written (unreachable server, bad URL, full disk...)."""
+
+
+@dataclass
+class SampleRows:
+    """Recorded samples of one channel as column arrays (equal lengths)."""
+
+    seq: IntArray
+    t_s: FloatArray
+    voltage_v: FloatArray
+    current_a: FloatArray
+    charge_c: FloatArray
+    step_seq: IntArray
+    cycle: IntArray
+    pressure_pa: FloatArray | None = None
+
+    def __len__(self) -> int:
+        return int(self.seq.shape[0])
+
+    def rows(self, run_id: str, channel: str) -> list[tuple[Any, ...]]:
+        pressure: Iterable[float | None] = (
+            repeat(None)
+            if self.pressure_pa is None
+            else [None if math.isnan(p) else p for p in self.pressure_pa.tolist()]
+        )
+        return list(
+            zip(
+                repeat(run_id), repeat(channel), self.seq.tolist(), self.t_s.tolist(), self.voltage_v.tolist(),
+                self.current_a.tolist(), self.charge_c.tolist(), self.step_seq.tolist(), self.cycle.tolist(), pressure,
+            )
+        )  # fmt: skip
+
+
+@dataclass
+class WriteBatch:
+    """What one transaction writes for one channel of one run (any part may be empty)."""
+
+    run_id: str
+    channel: str
+    samples: list[SampleRows] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    cycles: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[int, Event]] = field(default_factory=list)
+    checkpoint: dict[str, Any] | None = None
+    channel_status: str | None = None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """A licycler database. ``url`` is a SQLAlchemy URL; SQLite files get WAL mode and their folder."""
+
+    def __init__(self, url: str = DEFAULT_DB_URL, *, create: bool = True) -> None:
+        self.url = url
+        try:
+            if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(url, future=True)
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            if create:
+                s.metadata.create_all(self.engine)
+        except (SQLAlchemyError, OSError, ValueError, ImportError) as exc:
+            raise StoreError(f"cannot open the database {self._safe_url()}: {_short(exc)}") from None
+        self.dialect = self.engine.dialect.name
+
+    def _safe_url(self) -> str:
+        try:
+            from sqlalchemy.engine import make_url
+
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # an unparsable URL is shown as given
+            return self.url
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- writing ----------------------------------------------------------------------------
+    def _insert_ignore(self, table: Any) -> Any:
+        if self.dialect == "sqlite":
+            return sqlite_insert(table).on_conflict_do_nothing()
+        if self.dialect == "postgresql":
+            return pg_insert(table).on_conflict_do_nothing()
+        return insert(table)
+
+    def create_run(self, row: Mapping[str, Any], channel_rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert the run and its channels (idempotent)."""
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_ignore(s.runs), [dict(row)])
+            if channel_rows:
+                conn.execute(self._insert_ignore(s.channels), [dict(r) for r in channel_rows])
+
+    def set_run_status(self, run_id: str, status: str, message: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "message": message}
+        if status != "running":
+            values["ended_unix_s"] = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(update(s.runs).where(s.runs.c.run_id == run_id).values(**values))
+
+    def write(self, batch: WriteBatch) -> None:
+        """Write one batch in one transaction (replaying a batch changes nothing)."""
+        with self.engine.begin() as conn:
+            for rows in batch.samples:
+                if not len(rows):
+                    continue
+                data = rows.rows(batch.run_id, batch.channel)
+                if self.dialect == "sqlite":
+                    conn.exec_driver_sql(
+                        f"INSERT OR IGNORE INTO samples ({', '.join(SAMPLE_COLUMNS)}) VALUES ({', '.join('?' * 10)})",
+                        data,
+                    )
+                else:
+                    conn.execute(
+                        self._insert_ignore(s.samples), [dict(zip(SAMPLE_COLUMNS, r, strict=True)) for r in data]
+                    )
+            key = {"run_id": batch.run_id, "channel": batch.channel}
+            if batch.steps:
+                conn.execute(self._insert_ignore(s.steps), [{**key, **r} for r in batch.steps])
+            if batch.cycles:
+                conn.execute(self._insert_ignore(s.cycles), [{**key, **r} for r in batch.cycles])
+            if batch.events:
+                conn.execute(
+                    self._insert_ignore(s.events),
+                    [
+                        {**key, "seq": seq, "time_s": e.time_s, "unix_time_s": e.wall_time_s, "source": e.source,
+                         "kind": e.kind, "cause": e.cause, "message": e.message,
+                         "values_json": json.dumps(dict(e.values), default=str)}
+                        for seq, e in batch.events
+                    ],
+                )  # fmt: skip
+            if batch.checkpoint is not None:
+                row = {**key, "updated_unix_s": time.time(), **batch.checkpoint}
+                conn.execute(s.checkpoints.delete().where(s.checkpoints.c.run_id == batch.run_id,
+                                                          s.checkpoints.c.channel == batch.channel))  # fmt: skip
+                conn.execute(insert(s.checkpoints), [row])
+            if batch.channel_status is not None:
+                conn.execute(
+                    update(s.channels)
+                    .where(s.channels.c.run_id == batch.run_id, s.channels.c.channel == batch.channel)
+                    .values(status=batch.channel_status)
+                )
+
+    # --- reading ----------------------------------------------------------------------------
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.runs).where(s.runs.c.run_id == run_id)).mappings().first()
+        return dict(row) if row else None
+
+    def runs(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(s.runs).order_by(s.runs.c.created_unix_s)).mappings()]
+
+    def channels(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            q = select(s.channels).where(s.channels.c.run_id == run_id).order_by(s.channels.c.channel)
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def checkpoint(self, run_id: str, channel: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            q = select(s.checkpoints).where(s.checkpoints.c.run_id == run_id, s.checkpoints.c.channel == channel)
+            row = conn.execute(q).mappings().first()
+        return dict(row) if row else None
+
+    def samples(self, run_id: str, channel: str, *, from_seq: int = 0) -> SampleRows:
+        """All recorded samples of a channel from ``from_seq`` on, in sequence order."""
+        t = s.samples
+        q = (
+            select(
+                t.c.seq, t.c.t_s, t.c.voltage_v, t.c.current_a, t.c.charge_c, t.c.step_seq, t.c.cycle, t.c.pressure_pa
+            )
+            .where(t.c.run_id == run_id, t.c.channel == channel, t.c.seq >= from_seq)
+            .order_by(t.c.seq)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 8
+        pressure = np.array([np.nan if p is None else p for p in cols[7]], dtype=np.float64)
+        return SampleRows(
+            np.array(cols[0], dtype=np.int64), np.array(cols[1], dtype=np.float64), np.array(cols[2], dtype=np.float64),
+            np.array(cols[3], dtype=np.float64), np.array(cols[4], dtype=np.float64), np.array(cols[5], dtype=np.int64),
+            np.array(cols[6], dtype=np.int64), pressure,
+        )  # fmt: skip
+
+    def _rows(self, table: Any, run_id: str, channel: str | None, order: Any) -> list[dict[str, Any]]:
+        q = select(table).where(table.c.run_id == run_id)
+        if channel is not None:
+            q = q.where(table.c.channel == channel)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q.order_by(table.c.channel, order)).mappings()]
+
+    def cycles(self, run_id: str, channel: str | None = None) -> list[dict[str, Any]]:
+        return self._rows(s.cycles, run_id, channel, s.cycles.c.cycle)
+
+    def steps(self, run_id: str, channel: str | None = None) -> list[dict[str, Any]]:
+        return self._rows(s.steps, run_id, channel, s.steps.c.step_seq)
+
+    def events(self, run_id: str, channel: str | None = None) -> list[dict[str, Any]]:
+        rows = self._rows(s.events, run_id, channel, s.events.c.seq)
+        for r in rows:
+            r["values"] = json.loads(r.pop("values_json"))
+        return rows
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+class StoreWriter:
+    """Writes batches in a background thread, one transaction each; control code never waits on it.
+
+    ``max_pending`` bounds the queue: when the database cannot keep up that far, ``submit`` marks
+    the writer failed (the engine then secures the channels) rather than blocking or losing data.
+    """
+
+    def __init__(self, store: Store, *, max_pending: int = 10_000) -> None:
+        self.store = store
+        self.failed: BaseException | None = None
+        self.written_batches = 0
+        self._queue: queue.Queue[WriteBatch | None] = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._work, name="licycler-store", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: WriteBatch) -> None:
+        """Queue ``batch``; returns at once."""
+        if self.failed is not None:
+            return
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            self.failed = StoreError(f"the store fell {self._queue.maxsize} batches behind")
+
+    def _work(self) -> None:
+        while True:
+            batch = self._queue.get()
+            try:
+                if batch is None:
+                    return
+                if self.failed is None:
+                    self.store.write(batch)
+                    self.written_batches += 1
+            except BaseException as exc:
+                self.failed = exc
+            finally:
+                self._queue.task_done()
+
+    async def flush(self) -> None:
+        """Wait (without blocking the event loop) until every submitted batch is written."""
+        await asyncio.to_thread(self._queue.join)
+
+    async def close(self) -> None:
+        await self.flush()
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
