@@ -87,6 +87,8 @@ class _Stream:
     loop_ended: bool = False
     abort_acked: bool = False
     runtime_error: ms.ScriptError | None = None
+    error_reported: bool = False
+    stopping: bool = False
     failure: DriverError | None = None
     dropped: int = 0
     task: asyncio.Task[None] | None = None
@@ -328,6 +330,11 @@ class EmStat4Channel:
             stream = self._stream
             if stream is None or stream.kind != "cp":
                 return False
+            self._scan_for_trip()
+            if self._tripped and stream.active:
+                # the limit breaks the loop: let the end of the script arrive before answering
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stream.done.wait(), stream.interval_s + self.transport.timeout_s)
             if stream.failure is not None:
                 raise DriverError(self.name, None, f"data stream lost: {stream.failure.cause}")
             return stream.active and not stream.loop_ended
@@ -360,6 +367,8 @@ class EmStat4Channel:
         async with self.transport.locked():
             await self.transport.write_raw(payload)
             ack = await self.transport.read_line()
+            while ack.startswith("Z"):  # a late answer to an abort (Z!0006: it had ended anyway)
+                ack = await self.transport.read_line()
         if ack != "e":
             err = ms.parse_error(ack)
             if err is not None:
@@ -380,6 +389,10 @@ class EmStat4Channel:
                 try:
                     line = await self.transport.read_line(timeout_s=timeout)
                 except DriverError as exc:
+                    if stream.stopping and stream.abort_acked is False:
+                        # our abort waited for this read to give the port up: not a fault
+                        stream.stopping = False
+                        continue
                     failures += 1
                     if failures > self.stream_failures_allowed:
                         stream.failure = exc
@@ -416,6 +429,7 @@ class EmStat4Channel:
         if stream is None:
             return
         if stream.active:
+            stream.stopping = True
             await self.transport.write_raw(b"\nZ\n")
             budget = stream.interval_s + 3 * self.transport.timeout_s * (self.stream_failures_allowed + 1)
             try:
@@ -497,6 +511,10 @@ class EmStat4Channel:
                 return self._take(stream)
             if stream is not None and stream.failure is not None:
                 raise DriverError(self.name, None, f"data stream lost: {stream.failure.cause}")
+            if stream is not None and stream.runtime_error is not None and not stream.error_reported:
+                stream.error_reported = True  # the script failed: say so once instead of measuring
+                err = stream.runtime_error
+                raise InstrumentReportedError(self.name, "e", err.code, err.message)
             return await self._open_circuit_reading()
 
     async def _open_circuit_reading(self) -> SampleBlock:
