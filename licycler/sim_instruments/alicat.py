@@ -11,11 +11,17 @@ pressure / ``pressure_gain`` in display units (``POV`` above full scale).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from licycler.drivers.alicat import pressure_unit_pa
 from licycler.sim_instruments.interfaces import Clock, PressureRigModel
-from licycler.sim_instruments.serial_server import ReplyChannel
+from licycler.sim_instruments.serial_server import PtySerialServer, ReplyChannel
+from licycler.sim_instruments.simple_rig import FirstOrderRig
 
-__all__ = ["AlicatEmulation"]
+if TYPE_CHECKING:
+    from licycler.sim_instruments.registry import SimWorld
+
+__all__ = ["AlicatEmulation", "serve"]
 
 
 class AlicatEmulation:
@@ -108,3 +114,12 @@ class AlicatEmulation:
 
     async def shutdown(self) -> None:
         return None
+
+
+async def serve(world: SimWorld, host: str, port: int) -> PtySerialServer:
+    """``licycler sim-serve alicat-pc``: an Alicat PC controller (psi, 0-300 psi) driving the
+    world's rig (a first-order rig at 1 MPa on 1 cm^2 when the world has none), on a new pty."""
+    rig = world.rig if world.rig is not None else FirstOrderRig()
+    server = PtySerialServer(AlicatEmulation(rig, world.clock, display_unit="psi", full_scale=300.0))
+    await server.start()
+    return server

@@ -29,15 +29,19 @@ import asyncio
 import contextlib
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from licycler.drivers import methodscript as ms
 from licycler.sim_instruments.interfaces import CellTerminals, Clock, FloatArray
-from licycler.sim_instruments.serial_server import ReplyChannel
+from licycler.sim_instruments.serial_server import PtySerialServer, ReplyChannel
 
-__all__ = ["EmStat4Emulation", "EmStat4Spec"]
+if TYPE_CHECKING:
+    from licycler.sim_instruments.registry import SimWorld
+
+__all__ = ["EmStat4Emulation", "EmStat4Spec", "serve"]
 
 _MAX_BATCH = 4096
 _OPS = {">", "<", ">=", "<=", "==", "!="}
@@ -515,3 +519,11 @@ def _compare(values: FloatArray, op: str, limit: float) -> npt.NDArray[np.bool_]
     else:
         result = values != limit
     return result
+
+
+async def serve(world: SimWorld, host: str, port: int) -> PtySerialServer:
+    """``licycler sim-serve emstat4``: an EmStat4 HR on the world's cell, on a new pseudo-terminal
+    (``host`` and ``port`` do not apply to a serial device)."""
+    server = PtySerialServer(EmStat4Emulation(world.cell, world.clock))
+    await server.start()
+    return server

@@ -9,11 +9,17 @@ compression (of the readings taken), ``LB OZ KG G N MN KN`` select the unit, ``Z
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from licycler.drivers.mark10 import FORCE_UNITS_N
 from licycler.sim_instruments.interfaces import Clock, PressureRigModel
-from licycler.sim_instruments.serial_server import ReplyChannel
+from licycler.sim_instruments.serial_server import PtySerialServer, ReplyChannel
+from licycler.sim_instruments.simple_rig import FirstOrderRig
 
-__all__ = ["Mark10Emulation"]
+if TYPE_CHECKING:
+    from licycler.sim_instruments.registry import SimWorld
+
+__all__ = ["Mark10Emulation", "serve"]
 
 _UNIT_COMMANDS = {"LB": "LBF", "OZ": "OZF", "KG": "KGF", "G": "GF", "N": "N", "MN": "MN", "KN": "KN"}
 _UNIT_LABELS = {"LBF": "lbF", "OZF": "ozF", "KGF": "kgF", "GF": "gF", "N": "N", "MN": "mN", "KN": "kN"}
@@ -83,3 +89,12 @@ class Mark10Emulation:
 
     async def shutdown(self) -> None:
         return None
+
+
+async def serve(world: SimWorld, host: str, port: int) -> PtySerialServer:
+    """``licycler sim-serve mark10``: a Mark-10 gauge under the world's rig (a first-order rig at
+    1 MPa on 1 cm^2 when the world has none), on a new pseudo-terminal."""
+    rig = world.rig if world.rig is not None else FirstOrderRig()
+    server = PtySerialServer(Mark10Emulation(rig, world.clock))
+    await server.start()
+    return server
