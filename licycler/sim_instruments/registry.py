@@ -15,6 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from licycler.sim_instruments import alicat as _alicat
+from licycler.sim_instruments import emstat4 as _emstat4
+from licycler.sim_instruments import mark10 as _mark10
 from licycler.sim_instruments.interfaces import CellTerminals, Clock, PressureRigModel
 from licycler.sim_instruments.keithley2450 import Keithley2450
 from licycler.sim_instruments.keysight_b2900 import KeysightB2900
@@ -110,4 +113,16 @@ register(SimEntry(
     "Keysight B2902A two-channel SMU (SCPI over a raw TCP socket; channel 2 on a 1 kOhm load)",
     "tcp",
     _b2900_starter("B2902A"),
+))
+register(SimEntry(
+    "emstat4", "PalmSens EmStat4 HR potentiostat (MethodSCRIPT over a pseudo-terminal)", "serial",
+    _emstat4.serve,
+))
+register(SimEntry(
+    "mark10", "Mark-10 force gauge under the stack (serial over a pseudo-terminal)", "serial",
+    _mark10.serve,
+))
+register(SimEntry(
+    "alicat-pc", "Alicat PC pressure controller, psi (serial over a pseudo-terminal)", "serial",
+    _alicat.serve,
 ))
