@@ -262,10 +262,8 @@ class VisaTransport:
         """:meth:`query`, then ``parse`` the reply; a ``ValueError`` from ``parse`` is a garbled
         reply: the connection is resynchronised and an idempotent query is asked again."""
 
-        session = self._session
-
         def exchange(res: Any) -> T:
-            _check_in_sync(session)
+            _check_in_sync(self._session)
             res.write(command)
             text = _read_text(res)
             try:
