@@ -113,20 +113,12 @@ class GapSpec:
     @property
     def effective_diffusivity_m2_s(self) -> float:
         """D_eff, the diffusivity in the flux, m^2/s."""
-        return float(
-            effective_diffusivity(
-                self.diffusivity_m2_s, self.porosity, self.bruggeman, self.tortuosity
-            )
-        )
+        return float(effective_diffusivity(self.diffusivity_m2_s, self.porosity, self.bruggeman, self.tortuosity))
 
     @property
     def apparent_diffusivity_m2_s(self) -> float:
         """Dt = D_eff / eps, the diffusivity that sets time scales, m^2/s."""
-        return float(
-            apparent_diffusivity(
-                self.diffusivity_m2_s, self.porosity, self.bruggeman, self.tortuosity
-            )
-        )
+        return float(apparent_diffusivity(self.diffusivity_m2_s, self.porosity, self.bruggeman, self.tortuosity))
 
     def gradient(self, current_density: npt.ArrayLike) -> float | FloatArray:
         """Boundary gradient g = (1 - t+) j / (F D_eff), mol/m^4, for j in A/m^2."""
@@ -152,9 +144,7 @@ class GapSpec:
     def relaxation_time_s(self) -> float:
         """Slowest relaxation time L^2 / (pi^2 Dt), s."""
         return float(
-            gap_relaxation_time(
-                self.thickness_m, self.diffusivity_m2_s, self.porosity, self.bruggeman, self.tortuosity
-            )
+            gap_relaxation_time(self.thickness_m, self.diffusivity_m2_s, self.porosity, self.bruggeman, self.tortuosity)
         )
 
     def sand_time_s(self, current_density: float, alpha: float = 1.0) -> float:
@@ -423,9 +413,7 @@ class GapTransport:
             if currents[a] != state.current_density_a_m2:
                 self.set_current(state, float(currents[a]), float(times[a]))
             seg = times[a:b]
-            c_0[a:b] = (
-                self.c0 - 0.5 * state.gradient_mol_m4 * self.length_m + self._deviation(state, seg)
-            )
+            c_0[a:b] = self.c0 - 0.5 * state.gradient_mol_m4 * self.length_m + self._deviation(state, seg)
             self.evolve(state, float(seg[-1]))
         return c_0, 2.0 * self.c0 - c_0
 
