@@ -189,7 +189,7 @@ class ChannelRunner:
             self.machine.to(RunState.FAULTED, "exception", f"{type(exc).__name__}: {exc}")
             return self.machine.state
         final = RunState.ABORTED if self._command == "abort" else RunState.COMPLETED
-        if final is RunState.ABORTED:
+        if final is RunState.ABORTED and self.machine.state is not RunState.STOPPING:
             self.machine.to(RunState.STOPPING, "abort", "operator abort")
         self.machine.to(final, "end", "schedule finished" if final is RunState.COMPLETED else "aborted")
         self._flush(final=True)
@@ -287,6 +287,7 @@ class ChannelRunner:
             await self.clock.sleep_until(self.clock.now() + self.read_period_s)
             block = await self.supervisor.read_block()
         self.last_block = block
+        await asyncio.sleep(0)  # let other channels, commands and sinks run between blocks
         return block
 
     def _segment_length(self, step: Step, t0: float, dt: float) -> int:

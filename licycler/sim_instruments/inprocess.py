@@ -59,6 +59,8 @@ class InProcessSMU:
         self._last_v = math.nan
         self._slope = 0.0  # V per sample, from the last readings
         self._exact_stops = _supports_stops(cell)
+        # a cell that models its own measurement noise and resolution (the twin) is read through it
+        self._measure = getattr(cell, "measure", cell.sample)
         self.cell.open_circuit(self._t(0))
 
     # --- time ----------------------------------------------------------------------------------
@@ -201,7 +203,7 @@ class InProcessSMU:
                 )
                 times = times[: len(v)]
             else:
-                v, i = self.cell.sample(times)
+                v, i = self._measure(times)
             self._k += len(times)
             taken += len(times)
             times_out.append(times)

@@ -1,1 +1,5 @@
 """The durable store: SQLAlchemy 2.x, SQLite (WAL) by default, PostgreSQL by URL."""
+
+from licycler.store.sql import DEFAULT_DB_URL, SampleRows, Store, StoreError, StoreWriter, WriteBatch
+
+__all__ = ["DEFAULT_DB_URL", "SampleRows", "Store", "StoreError", "StoreWriter", "WriteBatch"]

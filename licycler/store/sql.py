@@ -200,6 +200,25 @@ class Store:
                     .values(status=batch.channel_status)
                 )
 
+    def discard_after(self, run_id: str, channel: str, *, sample_seq: int, event_seq: int, step_seq: int,
+                      cycle: int) -> None:  # fmt: skip
+        """Delete a channel's data recorded after a checkpoint (a hardware-free resume regenerates it
+        identically): samples from ``sample_seq``, events from ``event_seq``, steps after ``step_seq``,
+        cycles from ``cycle`` (the one open at the checkpoint) on."""
+        with self.engine.begin() as conn:
+            for table, column, first in (
+                (s.samples, s.samples.c.seq, sample_seq),
+                (s.events, s.events.c.seq, event_seq),
+                (s.steps, s.steps.c.step_seq, step_seq + 1),
+                (s.cycles, s.cycles.c.cycle, cycle),
+            ):
+                conn.execute(
+                    table.delete().where(table.c.run_id == run_id, table.c.channel == channel, column >= first)
+                )
+            conn.execute(update(s.channels).where(s.channels.c.run_id == run_id, s.channels.c.channel == channel)
+                         .values(status="running"))  # fmt: skip
+            conn.execute(update(s.runs).where(s.runs.c.run_id == run_id).values(status="running", ended_unix_s=None))
+
     # --- reading ----------------------------------------------------------------------------
     def run(self, run_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
