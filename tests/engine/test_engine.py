@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from licycler.clock import VirtualClock
 from licycler.engine import RunController, RunState, exit_status
 from licycler.engine.states import IllegalTransition, StateMachine
 from licycler.errors import UserError
 from licycler.events import EventLog, FanOut
-from licycler.clock import VirtualClock
 from licycler.protocols import parse_schedule
 from licycler.store import Store
 from licycler.yamlsource import load_yaml_text
