@@ -20,7 +20,9 @@ aborted with ``Z``. So in this driver:
   connection whose stream was lost (``\\nZ``, read up to the end of the old script).
 
 The measurement interval bounds how long the port's lock is held by the streaming read, so keep
-``sample_interval_s`` short (<= a few seconds; default 1 s).
+``sample_interval_s`` short (<= a few seconds; default 1 s). Keep ``timeout_s`` below the interval
+(default 0.5 s): after a garbled line the transport drains the port until it has been quiet for
+``timeout_s``, which a stream only is between two packets.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ class EmStat4Channel:
         sample_interval_s: float = 1.0,
         max_run_time_s: float = 1e6,
         line_frequency_hz: float = 50.0,
-        timeout_s: float = 2.0,
+        timeout_s: float = 0.5,
         baud_rate: int | None = 921600,
         retries: int = 2,
         stream_failures_allowed: int = 2,

@@ -160,9 +160,7 @@ class _Parser:
                 _parse_number(a, line, col)
         elif op in ("set_i", "set_e"):
             need(1, 1)
-            if args[0] in self.declared:
-                pass
-            else:
+            if args[0] not in self.declared:  # a variable or a number
                 _parse_number(args[0], line, col)
         elif op in ("cell_on", "cell_off", "timer_start", "pck_start", "pck_end", "breakloop", "endloop", "endif"):
             need(0, 0)
@@ -186,8 +184,9 @@ class _Parser:
         elif op in ("meas_loop_cp", "meas_loop_ocp"):
             if in_loop:
                 raise _ScriptError(0x400B, line, col)
-            n_vars = 2 if op == "meas_loop_cp" else 1
-            need(n_vars + 2 + (1 if op == "meas_loop_cp" else 0), n_vars + 2 + (1 if op == "meas_loop_cp" else 0))
+            # cp: E and I outputs, current, interval, run time; ocp: E output, interval, run time
+            n_vars, n_args = (2, 5) if op == "meas_loop_cp" else (1, 3)
+            need(n_args, n_args)
             for name in args[:n_vars]:
                 declared(name)
             numbers = args[n_vars:]
