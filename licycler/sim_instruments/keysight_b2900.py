@@ -187,11 +187,12 @@ class KeysightB2900(ScpiInstrument):
             await self.clock.sleep_until(end)
             self.advance()
 
-    def _rows(self, n: int, which: str) -> list[list[float]]:
-        """Element rows of channel ``n``'s last acquisition (``which``: all or the latest)."""
+    def _columns(self, n: int, which: str) -> dict[str, npt.NDArray[np.float64]]:
+        """All six elements of channel ``n``'s last acquisition (``which``: all or latest);
+        functions not enabled (or no data at all) read as NaN ("no data")."""
         c = self.ch[n]
         if not c.data:
-            return [[_NO_DATA] * len(self.elements)]
+            return {e: np.array([_NO_DATA]) for e in _ELEMENT_ORDER}
         t = np.concatenate([r.time_s for r in c.data])
         v = np.concatenate([r.voltage_v for r in c.data])
         i = np.concatenate([r.current_a for r in c.data])
@@ -201,26 +202,23 @@ class KeysightB2900(ScpiInstrument):
             t, v, i, s, comp = t[-1:], v[-1:], i[-1:], s[-1:], comp[-1:]
         with np.errstate(divide="ignore", invalid="ignore"):
             res = v / i
-        cols: dict[str, npt.NDArray[np.float64]] = {
-            "VOLT": v if "VOLT" in c.functions else np.full(t.shape, _NO_DATA),
-            "CURR": i if "CURR" in c.functions else np.full(t.shape, _NO_DATA),
-            "RES": res if "RES" in c.functions else np.full(t.shape, _NO_DATA),
+        nodata = np.full(t.shape, _NO_DATA)
+        return {
+            "VOLT": v if "VOLT" in c.functions else nodata,
+            "CURR": i if "CURR" in c.functions else nodata,
+            "RES": res if "RES" in c.functions else nodata,
             "TIME": t - self.timer_origin_s,
             "STAT": np.where(comp, float(_STATUS_COMPLIANCE), 0.0),
             "SOUR": s,
         }
-        return [[float(cols[e][k]) for e in self.elements] for k in range(t.shape[0])]
 
     def _format_rows(self, channels: tuple[int, ...], which: str, only: str | None) -> str:
         out: list[str] = []
+        names = (only,) if only is not None else self.elements
         for n in channels:
-            for row in self._rows(n, which):
-                values = dict(zip(self.elements, row, strict=True))
-                if only is not None:
-                    value = values.get(only, _NO_DATA)
-                    out.append(self._fmt(only, value))
-                else:
-                    out.extend(self._fmt(e, values[e]) for e in self.elements)
+            cols = self._columns(n, which)
+            for k in range(cols["TIME"].shape[0]):
+                out.extend(self._fmt(e, float(cols[e][k])) for e in names)
         return ",".join(out)
 
     def _fmt(self, element: str, value: float) -> str:

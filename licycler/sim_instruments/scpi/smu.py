@@ -9,9 +9,10 @@ voltage. (Sourcing voltage with a current limit is the mirror image.) Output off
 impedance opens the terminals (``open_circuit``); NORMAL and ZERO off modes put 0 V across the
 cell (``source_voltage(0)``) -- the dangerous mode, emulated faithfully.
 
-Compliance is tracked on a control grid (``control_step_s``) in adaptive blocks: the block grows
-while the cell is far from the limit and shrinks to one step near it, so the cell is never driven
-past its limit for more than one block. Readings get Gaussian noise that falls as 1/sqrt(NPLC)
+Compliance is tracked on a control grid (``control_step_s``) in adaptive blocks: each block is
+sized from the rate at which the margin to the limit shrinks (so that the limit cannot be reached
+in less than two blocks at that rate), doubling while the margin does not shrink, between one
+step and 256 steps. Readings get Gaussian noise that falls as 1/sqrt(NPLC)
 and the resolution of the range in use (auto-ranged unless a range is fixed); a reading beyond a
 fixed range is an overflow (+inf, which the instruments print as 9.9E+37).
 """
@@ -31,7 +32,6 @@ __all__ = ["Readings", "SmuChannel"]
 
 _MAX_CHUNK = 256
 _MAX_GRID = 50_000
-_FAR = 0.9
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class SmuChannel:
         self._rng = np.random.default_rng(seed)
         self._t = clock.now()
         self._chunk = 1
+        self._probe: tuple[float, float] | None = None
         self.tripped = False
         self._clamp = 0.0
         # settings (the instrument's *RST values are set by the emulation)
@@ -125,6 +126,7 @@ class SmuChannel:
         t = self.now()
         self._t = t
         self._chunk = 1
+        self._probe = None
         if not self.output_on:
             self.tripped = False
             if self.off_mode in ("HIMP", "HIZ", "GUAR"):
@@ -134,7 +136,7 @@ class SmuChannel:
             return
         self._drive(t)
         v, i = self.cell.sample(np.array([t]))
-        idx, _ = self._violation(v, i)
+        idx = self._violation(v, i)
         if idx is not None:
             self._toggle(float(v[0]), float(i[0]), t)
 
@@ -149,30 +151,48 @@ class SmuChannel:
         else:
             self.cell.source_voltage(self.voltage_level_v, t)
 
-    def _violation(self, v: FloatArray, i: FloatArray) -> tuple[int | None, bool]:
-        """First sample index where the control mode must change, and whether the block was
-        far from any change (so the next block may be longer)."""
+    def _margin(self, v: FloatArray, i: FloatArray) -> FloatArray | None:
+        """How far each sample is from a change of control mode (negative: change now), in
+        the unit of the watched quantity; None when the output is off."""
         if not self.output_on:
-            return None, True
+            return None
         if self.source_function == "CURR":
-            observed, level, limit = (i, self.current_level_a, self.voltage_limit_v)
-            limited = v
+            observed, level, limit, limited = i, self.current_level_a, self.voltage_limit_v, v
         else:
-            observed, level, limit = (v, self.voltage_level_v, self.current_limit_a)
-            limited = i
+            observed, level, limit, limited = v, self.voltage_level_v, self.current_limit_a, i
         if not self.tripped:
-            mag = np.abs(limited)
-            hits = np.flatnonzero(mag > limit)
-            if hits.size:
-                return int(hits[0]), False
-            return None, bool(mag.max(initial=0.0) < _FAR * limit)
+            return np.asarray(limit - np.abs(limited), dtype=np.float64)
         s = 1.0 if self._clamp > 0 else -1.0
-        gap = s * (level - observed)  # > 0 while the limit must stay in force
-        hits = np.flatnonzero(gap < 0)
-        if hits.size:
-            return int(hits[0]), False
-        scale = max(abs(level), 1e-9)
-        return None, bool(gap.min(initial=math.inf) > (1 - _FAR) * scale)
+        return np.asarray(s * (level - observed), dtype=np.float64)
+
+    def _violation(self, v: FloatArray, i: FloatArray) -> int | None:
+        margin = self._margin(v, i)
+        if margin is None:
+            return None
+        hits = np.flatnonzero(margin < 0)
+        return int(hits[0]) if hits.size else None
+
+    def _next_chunk(self, block: FloatArray, v: FloatArray, i: FloatArray) -> None:
+        """Size the next block so that, at the rate the margin shrinks, it cannot be crossed in
+        less than two blocks (doubling while the margin does not shrink)."""
+        margin = self._margin(v, i)
+        if margin is None:
+            return
+        t_end, g_end = float(block[-1]), float(margin[-1])
+        rate = 0.0
+        if self._probe is not None and t_end > self._probe[0]:
+            rate = (self._probe[1] - g_end) / (t_end - self._probe[0])
+        self._probe = (t_end, g_end)
+        if rate <= 0:
+            self._chunk = min(self._chunk * 2, _MAX_CHUNK)
+            return
+        spacing = (
+            float(block[-1] - block[0]) / (block.shape[0] - 1)
+            if block.shape[0] > 1
+            else self.control_step_s
+        )
+        horizon_s = 0.5 * g_end / rate
+        self._chunk = int(min(max(horizon_s / max(spacing, 1e-12), 1.0), _MAX_CHUNK))
 
     def _toggle(self, v: float, i: float, t: float) -> None:
         if self.tripped:
@@ -201,10 +221,10 @@ class SmuChannel:
             block = times[k : k + self._chunk]
             m = block.shape[0]
             v, i = self.cell.sample(block)
-            idx, far = self._violation(v, i)
+            idx = self._violation(v, i)
             if idx is None:
                 v_out[k : k + m], i_out[k : k + m] = v, i
-                self._chunk = min(self._chunk * 2, _MAX_CHUNK) if far else 1
+                self._next_chunk(block, v, i)
             else:
                 v_out[k : k + idx], i_out[k : k + idx] = v[:idx], i[:idx]
                 t_switch = float(block[-1])
@@ -212,6 +232,7 @@ class SmuChannel:
                 v2, i2 = self.cell.sample(block[-1:])
                 v_out[k + idx : k + m], i_out[k + idx : k + m] = v2[0], i2[0]
                 self._chunk = 1
+                self._probe = None
             k += m
         if n:
             self._t = max(self._t, float(times[-1]))
