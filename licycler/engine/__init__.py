@@ -2,7 +2,15 @@
 
 from licycler.engine.accounting import CycleAccounting, CycleTotals, RecordFilter
 from licycler.engine.run import ChannelSetup, RunController, exit_status
-from licycler.engine.runner import ChannelRunner, Progress, SegmentChannel, StepEnd, VoltageSource, pickle_snapshot
+from licycler.engine.runner import (
+    ChannelRunner,
+    Progress,
+    RunObserver,
+    SegmentChannel,
+    StepEnd,
+    VoltageSource,
+    pickle_snapshot,
+)
 from licycler.engine.states import TERMINAL, TRANSITIONS, IllegalTransition, RunState, StateMachine
 
 __all__ = [
@@ -16,6 +24,7 @@ __all__ = [
     "Progress",
     "RecordFilter",
     "RunController",
+    "RunObserver",
     "RunState",
     "SegmentChannel",
     "StateMachine",

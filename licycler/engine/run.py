@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from licycler import __version__
 from licycler.clock import Clock
-from licycler.engine.runner import ChannelRunner, Progress
+from licycler.engine.runner import ChannelRunner, Progress, RunObserver
 from licycler.engine.states import RunState
 from licycler.errors import UserError
 from licycler.events import Event, EventSink, FanOut
@@ -75,6 +75,7 @@ class RunController:
         self.resuming = resuming
         self.writer = StoreWriter(store) if store is not None else None
         self.runners: dict[str, ChannelRunner] = {}
+        self.observers: list[RunObserver] = []
         self.safety = StationSafety({s.name: s.supervisor for s in setups})
         for setup in setups:
             setup.supervisor.events = self.events
@@ -113,6 +114,10 @@ class RunController:
         """Send every event of the run to ``sink`` too (telemetry, the live view)."""
         self.events.add(sink)
 
+    def add_observer(self, observer: RunObserver) -> None:
+        """Let ``observer`` see samples, steps and cycles as they are recorded (never blocking)."""
+        self.observers.append(observer)
+
     async def run(self) -> dict[str, RunState]:
         """Run every channel to its end; returns each channel's final state."""
         self._layer_limits()
@@ -123,6 +128,7 @@ class RunController:
                 setup.name, self.schedule, setup.supervisor, clock=setup.clock, run_id=self.run_id,
                 writer=self.writer, events=self.events, progress=setup.progress, snapshot=setup.snapshot,
             )  # fmt: skip
+            self.runners[setup.name].observers.extend(self.observers)
         tasks = {name: asyncio.create_task(r.run(), name=f"channel:{name}") for name, r in self.runners.items()}
         try:
             results = await asyncio.gather(*tasks.values(), return_exceptions=True)

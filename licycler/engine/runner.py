@@ -30,7 +30,7 @@ from licycler.safety.checks import Violation
 from licycler.safety.supervisor import ChannelSupervisor, SafetyTripped
 from licycler.store.sql import SampleRows, StoreWriter, WriteBatch
 
-__all__ = ["ChannelRunner", "Progress", "SegmentChannel", "StepEnd", "VoltageSource", "pickle_snapshot"]
+__all__ = ["ChannelRunner", "Progress", "RunObserver", "SegmentChannel", "StepEnd", "VoltageSource", "pickle_snapshot"]
 
 FLUSH_ROWS = 20_000
 """Samples kept in memory before a batch goes to the store (also flushed at every step end)."""
@@ -46,6 +46,21 @@ class SegmentChannel(Protocol):
     async def run_segment(
         self, n_samples: int, *, stop_above_v: float | None = None, stop_below_v: float | None = None
     ) -> SampleBlock: ...
+
+
+@runtime_checkable
+class RunObserver(Protocol):
+    """Something that watches a run live (telemetry, the live view). Every method must return at
+    once (queue, never wait): observers never delay control. Events arrive through ``EventSink``."""
+
+    def on_samples(self, run_id: str, channel: str, rows: SampleRows) -> None:
+        """Samples just recorded (SI columns, see :class:`~licycler.store.sql.SampleRows`)."""
+
+    def on_cycle(self, run_id: str, channel: str, row: dict[str, Any]) -> None:
+        """A cycle just closed (a row of the cycles table: charges, energies, CE, mean voltages)."""
+
+    def on_step(self, run_id: str, channel: str, row: dict[str, Any]) -> None:
+        """A step just ended (a row of the steps table)."""
 
 
 @runtime_checkable
@@ -145,6 +160,7 @@ class ChannelRunner:
         self._wake = asyncio.Event()
         self.last_block: SampleBlock | None = None
         self.failure: str | None = None
+        self.observers: list[RunObserver] = []
 
     # --- operator commands (states of the engine, not flags in steps) ---------------------------
     def pause(self) -> None:
@@ -219,7 +235,7 @@ class ChannelRunner:
     async def _finish(self) -> None:
         closed = self.accounting.close()
         if closed is not None:
-            self._cycles.append(closed.row())
+            self._add_cycle(closed.row())
         await self.supervisor.secure("end", "schedule finished")
         self.progress.finished = True
         self.progress.position = len(self.schedule.steps)
@@ -232,7 +248,7 @@ class ChannelRunner:
         t0 = p.t_s
         closed = self.accounting.on_step_start(step.kind, t0)
         if closed is not None:
-            self._cycles.append(closed.row())
+            self._add_cycle(closed.row())
         if step.limits is not None:
             self.supervisor.limits.push(f"step {step.index}", step.limits)
         self.supervisor.checker.new_step()
@@ -243,11 +259,13 @@ class ChannelRunner:
         finally:
             if step.limits is not None:
                 self.supervisor.limits.pop(f"step {step.index}")
-        self._steps.append({
+        step_row = {
             "step_seq": p.step_seq, "step_index": step.index, "template": step.template, "kind": step.kind,
             "cycle": self.accounting.cycle, "start_s": t0, "end_s": end.t_s, "charge_c": self._step_q,
             "energy_j": self._step_e, "ended_by": end.by,
-        })  # fmt: skip
+        }  # fmt: skip
+        self._steps.append(step_row)
+        self._notify("on_step", step_row)
         return end
 
     async def _apply_setpoint(self, step: Step) -> None:
@@ -402,20 +420,33 @@ class ChannelRunner:
         p = self.progress
         seq = np.arange(p.sample_seq, p.sample_seq + n, dtype=np.int64)
         p.sample_seq += n
-        self._samples.append(
-            SampleRows(
-                seq,
-                t[keep],
-                v[keep],
-                i[keep],
-                q[keep],
-                np.full(n, p.step_seq, dtype=np.int64),
-                np.full(n, self.accounting.cycle, dtype=np.int64),
-            )
+        rows = SampleRows(
+            seq,
+            t[keep],
+            v[keep],
+            i[keep],
+            q[keep],
+            np.full(n, p.step_seq, dtype=np.int64),
+            np.full(n, self.accounting.cycle, dtype=np.int64),
         )
+        self._samples.append(rows)
+        self._notify("on_samples", rows)
         self._pending_rows += n
         if self._pending_rows >= FLUSH_ROWS:
             self._flush()
+
+    def _notify(self, method: str, payload: Any) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, method)(self.run_id, self.name, payload)
+            except Exception as exc:  # an observer's failure never stops control; it is reported once
+                self.observers.remove(observer)
+                self.events.emit(Event(self.progress.t_s, "engine", "observer", "observer_failure",
+                                       f"{type(observer).__name__} removed: {exc}", self.name))  # fmt: skip
+
+    def _add_cycle(self, row: dict[str, Any]) -> None:
+        self._cycles.append(row)
+        self._notify("on_cycle", row)
 
     def _batch(self) -> WriteBatch:
         batch = WriteBatch(self.run_id, self.name, self._samples, self._steps, self._cycles, self.buffer.pending)
