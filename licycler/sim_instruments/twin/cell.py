@@ -49,7 +49,7 @@ _NAMES = ("working", "counter")
 _NUCLEATION_DONE = 40.0  # nucleation charge (in q_n) after which the term is gone (e^-39)
 _SHORT_CHUNKS_PER_DECAY = 50.0
 _SHORT_CHUNK_MAX_S = 60.0
-_SOLVE_POINTS = 33
+_SOLVE_POINTS = 17
 
 
 @dataclass(frozen=True)
@@ -599,7 +599,7 @@ class TwinCell:
 
     def _short_noise(self, n: int) -> FloatArray:
         sigma = self.config.defects.short_noise
-        if sigma <= 0 or self.short == "none":
+        if sigma <= 0 or self.short != "soft":  # a hard (metallic) short is quiet
             return np.ones(n)
         return np.exp(sigma * self._rng_short.standard_normal(n))
 
@@ -754,51 +754,70 @@ class TwinCell:
         self.rig.lithium_thickness_m = float(lithium_thickness(float(np.sum(self.active + self.dead))))
 
     # ================================================================ voltage control
-    def _candidate_voltage(self, currents: FloatArray, t_s: float) -> FloatArray:
-        """Cell voltage at ``t_s`` if each of ``currents`` (A) flowed from now to then."""
+    def _candidate_voltage(self, t_s: float) -> Callable[[FloatArray], FloatArray]:
+        """A function giving the cell voltage at ``t_s`` for each candidate current (A) flowing
+        from now until then (what depends only on ``t_s`` is computed once)."""
         tau = t_s - self.t_s
         c_free, _ = self.gap.evaluate(self._g, np.array([t_s]))
         area = self.area_m2 * self.contact_fraction
         g_now = self._g.gradient_mol_m4
-        g_new = np.asarray(self.spec.gradient(-currents / area))
         k = float(self.gap.step_response(np.array([tau]))[0]) if tau > 0 else 0.0
-        c_we = c_free[0] + (g_new - g_now) * k
-        c_ce = 2.0 * self.spec.concentration_mol_m3 - c_we
         p = self.rig.pressure_at(np.array([t_s])) if self._needs_pressure() else None
-        working, counter, r_area = self._inputs(currents, tau, c_we, c_ce, p)
-        return self.vmodel.voltage(currents, area, working, counter, r_area, self.temperature_k)
+        c_total = 2.0 * self.spec.concentration_mol_m3
+
+        def voltage(currents: FloatArray) -> FloatArray:
+            g_new = np.asarray(self.spec.gradient(-currents / area))
+            c_we = c_free[0] + (g_new - g_now) * k
+            working, counter, r_area = self._inputs(currents, tau, c_we, c_total - c_we, p)
+            return self.vmodel.voltage(currents, area, working, counter, r_area, self.temperature_k)
+
+        return voltage
 
     def _solve_cell_current(self, t_s: float, target: Callable[[FloatArray], FloatArray]) -> float:
-        """The electrolyte current I (A) with V_cell(I) = target(I) at ``t_s`` (V_cell - target is
-        increasing in I); vectorised bracketing on a grid of candidates."""
+        """The electrolyte current I (A) with V_cell(I) = target(I) at ``t_s`` (V_cell - target
+        increases with I): bracket from the present current, then secant steps checked by a
+        narrow bracket, with a grid search as the fallback."""
+        v_cell = self._candidate_voltage(t_s)
 
         def resid(c: FloatArray) -> FloatArray:
             with np.errstate(invalid="ignore"):
-                r = self._candidate_voltage(c, t_s) - np.asarray(target(c))
+                r = v_cell(c) - np.asarray(target(c))
             return np.asarray(np.where(np.isnan(r), np.inf, r), dtype=np.float64)
 
-        scale = max(abs(self.i_cell_a), 1e-3 * self.config.cell.kinetics.exchange_current_density_a_m2 * self.area_m2)
-        lo, hi = self.i_cell_a - scale, self.i_cell_a + scale
+        scale = 1e-3 * self.config.cell.kinetics.exchange_current_density_a_m2 * self.area_m2
+        guess = self.i_cell_a
+        half = 1e-3 * abs(guess) + 1e-6 * scale
+        lo, hi = guess - half, guess + half
+        r_lo = r_hi = math.nan
         for _ in range(200):
             r = resid(np.array([lo, hi]))
-            if r[0] <= 0.0 <= r[1]:
+            r_lo, r_hi = float(r[0]), float(r[1])
+            if r_lo <= 0.0 <= r_hi:
                 break
-            if r[0] > 0.0:
-                lo -= (hi - lo) * 3.0
-            if r[1] < 0.0:
-                hi += (hi - lo) * 3.0
-        tol = 1e-12 * max(abs(lo), abs(hi)) + 1e-18
-        for _ in range(20):
+            width = hi - lo
+            if r_lo > 0.0:
+                lo -= 4.0 * width
+            if r_hi < 0.0:
+                hi += 4.0 * width
+        tol = 1e-11 * max(abs(lo), abs(hi), scale)
+        for _ in range(60):
             if hi - lo <= tol:
                 break
+            if math.isfinite(r_lo) and math.isfinite(r_hi) and r_hi > r_lo:
+                x = lo - r_lo * (hi - lo) / (r_hi - r_lo)
+                if r_hi - r_lo < 1e-12:
+                    return x
+                d = max(1e-3 * (hi - lo), 0.4 * tol)
+                r = resid(np.array([x - d, x + d]))
+                if r[0] <= 0.0 <= r[1]:
+                    lo, hi, r_lo, r_hi = x - d, x + d, float(r[0]), float(r[1])
+                    continue
             grid = np.linspace(lo, hi, _SOLVE_POINTS)
             r = resid(grid)
-            k = int(np.searchsorted(r, 0.0, side="left"))
-            k = min(max(k, 1), _SOLVE_POINTS - 1)
-            lo, hi = float(grid[k - 1]), float(grid[k])
-            r_lo, r_hi = float(r[k - 1]), float(r[k])
-            if math.isfinite(r_lo) and math.isfinite(r_hi) and r_hi - r_lo < 1e-10:
-                return lo - r_lo * (hi - lo) / (r_hi - r_lo) if r_hi > r_lo else 0.5 * (lo + hi)
+            j = min(max(int(np.searchsorted(r, 0.0, side="left")), 1), _SOLVE_POINTS - 1)
+            lo, hi, r_lo, r_hi = float(grid[j - 1]), float(grid[j]), float(r[j - 1]), float(r[j])
+        if math.isfinite(r_lo) and math.isfinite(r_hi) and r_hi > r_lo:
+            return lo - r_lo * (hi - lo) / (r_hi - r_lo)
         return 0.5 * (lo + hi)
 
     def _run_voltage(

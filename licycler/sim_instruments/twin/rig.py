@@ -136,11 +136,7 @@ class PressureRig:
             1.0 / self.leak_time_s if math.isfinite(self.leak_time_s) else 0.0
         )
         b = self.setpoint_pa / cfg.control_time_s if self.controlled else 0.0
-        creep = 0.0
-        if cfg.creep_prefactor > 0 and self.lithium_thickness_m > 0 and p > 0:
-            rate = float(creep_strain_rate(cfg.creep_prefactor, p, cfg.creep_exponent))
-            creep = self.lithium_thickness_m * rate
-        b += cfg.stack_stiffness_pa_m * (self.thickness_rate_m_s - creep)
+        b += cfg.stack_stiffness_pa_m * self.thickness_rate_m_s - self._creep_rate(p)
         return a, b
 
     def _apply_fault(self, fault: FaultConfig) -> None:
@@ -173,22 +169,34 @@ class PressureRig:
             p = self.p_pa
             a, b = self._coefficients(p)
             nonlinear = abs(b - a * p) if a > 0 else 0.0
-            cfg = self.config
-            if cfg.creep_prefactor > 0 and self.lithium_thickness_m > 0 and p > 0:
-                rate = float(creep_strain_rate(cfg.creep_prefactor, p, cfg.creep_exponent))
-                nonlinear = max(nonlinear, cfg.stack_stiffness_pa_m * self.lithium_thickness_m * rate)
+            creep = self._creep_rate(p)
+            nonlinear = max(nonlinear, creep)
             dt = t_end - self.t_s
             if nonlinear > 0:
                 dt = min(dt, _MAX_REL_STEP * max(p, _P_FLOOR_PA) / nonlinear)
-            if a > 0:
-                target = b / a
-                p_new = target + (p - target) * math.exp(-a * dt)
-            else:
-                p_new = p + b * dt
-                if p_new < 0:
-                    # reaches zero: contact pressure cannot go negative
-                    dt = min(dt, p / -b) if b < 0 and p > 0 else dt
-                    p_new = 0.0
+            if creep > 0:
+                # midpoint: the creep term frozen at the pressure half a step on (second order)
+                _, b = self._coefficients(max(0.0, self._step(p, a, b, 0.5 * dt)))
+            p_new = self._step(p, a, b, dt)
+            if a == 0 and p_new < 0:
+                # the contact pressure reaches zero and stays there (it cannot pull)
+                p_new = 0.0
             self.t_s = self.t_s + dt if self.t_s + dt < t_end else t_end
             self.p_pa = max(0.0, p_new)
             self._record()
+
+    @staticmethod
+    def _step(p: float, a: float, b: float, dt: float) -> float:
+        """p after ``dt`` of dp/dt = b - a p (exact)."""
+        if a > 0:
+            target = b / a
+            return target + (p - target) * math.exp(-a * dt)
+        return p + b * dt
+
+    def _creep_rate(self, p: float) -> float:
+        """Pressure lost per second to lithium creep at ``p``, Pa/s."""
+        cfg = self.config
+        if cfg.creep_prefactor > 0 and self.lithium_thickness_m > 0 and p > 0:
+            rate = float(creep_strain_rate(cfg.creep_prefactor, p, cfg.creep_exponent))
+            return cfg.stack_stiffness_pa_m * self.lithium_thickness_m * rate
+        return 0.0
