@@ -19,6 +19,7 @@ fixed range is an overflow (+inf, which the instruments print as 9.9E+37).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,6 +72,9 @@ class SmuChannel:
     ) -> None:
         self.cell = cell
         self.clock = clock
+        self._stops = "stop_above_v" in inspect.signature(cell.sample).parameters
+        """Whether the cell can stop sampling at a voltage bound (the twin can): then a current
+        source's compliance is found exactly, at the first sample beyond the limit."""
         self.voltage_ranges_v = tuple(sorted(voltage_ranges_v))
         self.current_ranges_a = tuple(sorted(current_ranges_a))
         self.line_frequency_hz = line_frequency_hz
@@ -218,22 +222,28 @@ class SmuChannel:
                 v, i = self.cell.sample(times[k:])
                 v_out[k:], i_out[k:] = v, i
                 break
-            block = times[k : k + self._chunk]
-            m = block.shape[0]
-            v, i = self.cell.sample(block)
+            exact = self._stops and self.source_function == "CURR" and not self.tripped
+            block = times[k : k + (_MAX_CHUNK if exact else self._chunk)]
+            if exact:
+                # the cell stops right after the first sample beyond the limit: no overshoot
+                limit = self.voltage_limit_v
+                v, i = self.cell.sample(block, stop_above_v=limit, stop_below_v=-limit)  # type: ignore[call-arg]
+            else:
+                v, i = self.cell.sample(block)
+            got = v.shape[0]
             idx = self._violation(v, i)
             if idx is None:
-                v_out[k : k + m], i_out[k : k + m] = v, i
-                self._next_chunk(block, v, i)
+                v_out[k : k + got], i_out[k : k + got] = v, i
+                self._next_chunk(block[:got], v, i)
             else:
                 v_out[k : k + idx], i_out[k : k + idx] = v[:idx], i[:idx]
-                t_switch = float(block[-1])
+                t_switch = float(block[got - 1])  # where the cell is now
                 self._toggle(float(v[idx]), float(i[idx]), t_switch)
-                v2, i2 = self.cell.sample(block[-1:])
-                v_out[k + idx : k + m], i_out[k + idx : k + m] = v2[0], i2[0]
+                v2, i2 = self.cell.sample(block[got - 1 : got])
+                v_out[k + idx : k + got], i_out[k + idx : k + got] = v2[0], i2[0]
                 self._chunk = 1
                 self._probe = None
-            k += m
+            k += got
         if n:
             self._t = max(self._t, float(times[-1]))
         return v_out, i_out
