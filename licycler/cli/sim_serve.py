@@ -40,23 +40,24 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--list", action="store_true", help="list the instruments that can be served")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on [127.0.0.1]")
     p.add_argument("--port", type=int, default=0, help="TCP port (0 picks a free one) [0]")
-    p.add_argument("--scenario", metavar="FILE", help="digital-twin scenario (YAML)")
+    p.add_argument("--scenario", metavar="FILE", help="digital-twin scenario (YAML file or bundled name)")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second [1]")
     p.add_argument("--seed", type=int, default=0, help="seed of the reading noise [0]")
     p.add_argument("--no-noise", action="store_true", help="exact readings (no noise)")
     p.set_defaults(handler=run)
 
 
-def _twin_world(path: Path, clock: Clock) -> tuple[Any, Any] | None:
-    """(cell, rig) of the digital twin described by ``path``, or None if no twin is installed."""
+def _twin_world(scenario: str, clock: Clock) -> tuple[Any, Any] | None:
+    """(cell, rig) of the digital twin of ``scenario`` (a bundled name or a YAML file), or None
+    if no twin is installed."""
     try:
-        scenario = importlib.import_module("licycler.sim_instruments.scenario")
+        module = importlib.import_module("licycler.sim_instruments.scenario")
     except ImportError:
         return None
-    build = getattr(scenario, "build_twin", None)
+    build = getattr(module, "build_twin", None)
     if build is None:
         return None
-    twin = build(path, clock)
+    twin = build(scenario, clock)
     return getattr(twin, "cell", twin), getattr(twin, "rig", None)
 
 
@@ -65,13 +66,12 @@ def build_world(
 ) -> SimWorld:
     """The simulated world to serve: the twin of ``scenario`` when available, else a dummy cell."""
     if scenario is not None:
-        path = Path(scenario)
-        if not path.is_file():
-            raise UserError(f"--scenario: no such file: {scenario}")
-        twin = _twin_world(path, clock)
+        twin = _twin_world(scenario, clock)
         if twin is not None:
             cell, rig = twin
-            return SimWorld(clock, cell, rig, noise, seed, f"the digital twin of {path}")
+            return SimWorld(clock, cell, rig, noise, seed, f"the digital twin of scenario {scenario}")
+        if not Path(scenario).is_file():
+            raise UserError(f"--scenario: no such file: {scenario}")
         what = "the digital twin is not available: a dummy cell instead of the scenario"
     else:
         what = "a dummy cell"
