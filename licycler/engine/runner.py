@@ -344,7 +344,7 @@ class ChannelRunner:
         if u.time_s is not None:
             checks.append(("time", t - t0 >= u.time_s - 1e-9))
         if u.capacity_c is not None:
-            checks.append(("capacity", np.abs(q) >= u.capacity_c * (1 - 1e-12)))
+            checks.append(("capacity", np.abs(q) >= u.capacity_c * (1 - 1e-6)))  # 1 ppm: reading noise
         if u.voltage_above_v is not None:
             checks.append(("voltage_above", v > u.voltage_above_v))
         if u.voltage_below_v is not None:

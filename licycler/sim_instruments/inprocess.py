@@ -15,16 +15,18 @@ stop_below_v=...)`` does this exactly and is used that way.
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from licycler.clock import Clock
 from licycler.drivers.errors import DriverError
-from licycler.drivers.interfaces import InstrumentError, OutputOffMode, SampleBlock
-from licycler.sim_instruments.interfaces import CellTerminals, FloatArray
+from licycler.drivers.interfaces import InstrumentError, OutputOffMode, RigStatus, SampleBlock
+from licycler.sim_instruments.interfaces import CellTerminals, FloatArray, PressureRigModel
 
-__all__ = ["InProcessSMU"]
+__all__ = ["InProcessRig", "InProcessSMU"]
 
 _EMPTY = np.empty(0, dtype=np.float64)
 
@@ -58,9 +60,9 @@ class InProcessSMU:
         self._k = 0  # index of the last sample taken (sample k is at k * period)
         self._last_v = math.nan
         self._slope = 0.0  # V per sample, from the last readings
-        self._exact_stops = _supports_stops(cell)
         # a cell that models its own measurement noise and resolution (the twin) is read through it
-        self._measure = getattr(cell, "measure", cell.sample)
+        self._measure: Callable[..., tuple[FloatArray, FloatArray]] = getattr(cell, "measure", cell.sample)
+        self._exact_stops = _supports_stops(self._measure)
         self.cell.open_circuit(self._t(0))
 
     # --- time ----------------------------------------------------------------------------------
@@ -198,12 +200,22 @@ class InProcessSMU:
             chunk = n - taken if self._exact_stops else self._chunk(n - taken, hi, lo)
             times = self._t(self._k + 1) + self.sample_period_s * np.arange(chunk, dtype=np.float64)
             if self._exact_stops:
-                v, i = self.cell.sample(  # type: ignore[call-arg]
+                v, i = self._measure(
                     times, stop_above_v=None if math.isinf(hi) else hi, stop_below_v=None if math.isinf(lo) else lo
                 )
                 times = times[: len(v)]
             else:
                 v, i = self._measure(times)
+            compliance_hit = False
+            if self.output and self.mode == "current" and not self.in_compliance and len(v):
+                over = ~(np.abs(v) <= self.voltage_limit_v)  # also catches +-inf and NaN
+                if over.any():
+                    # the source holds its voltage limit from the first reading beyond it on: that
+                    # reading shows the limit; what follows is sampled under voltage control
+                    k = int(np.argmax(over))
+                    times, v, i = times[: k + 1], v[: k + 1].copy(), i[: k + 1]
+                    v[k] = math.copysign(self.voltage_limit_v, v[k] if math.isfinite(v[k]) else self.level)
+                    compliance_hit = True
             self._k += len(times)
             taken += len(times)
             times_out.append(times)
@@ -215,17 +227,13 @@ class InProcessSMU:
                 elif math.isfinite(self._last_v):
                     self._slope = float(v[-1] - self._last_v)
                 self._last_v = float(v[-1])
-            crossed_hi = bool(len(v)) and v[-1] > hi
-            crossed_lo = bool(len(v)) and v[-1] < lo
-            if crossed_hi or crossed_lo:
-                stop_hit = (crossed_hi and stop_above is not None and v[-1] > stop_above) or (
-                    crossed_lo and stop_below is not None and v[-1] < stop_below
-                )
-                if stop_hit:
-                    break
-                # the compliance limit: hold the limit voltage from here on
+            if compliance_hit:
                 self.in_compliance = True
                 self._apply()
+            if len(v) and (
+                (stop_above is not None and v[-1] > stop_above) or (stop_below is not None and v[-1] < stop_below)
+            ):
+                break
         advance = getattr(self.clock, "advance_to", None)
         if advance is not None:
             advance(self.now())
@@ -240,11 +248,43 @@ class InProcessSMU:
         return state
 
 
-def _supports_stops(cell: CellTerminals) -> bool:
-    import inspect
-
+def _supports_stops(sample: Callable[..., object]) -> bool:
     try:
-        params = inspect.signature(cell.sample).parameters
+        params = inspect.signature(sample).parameters
     except (TypeError, ValueError):
         return False
     return "stop_above_v" in params and "stop_below_v" in params
+
+
+class InProcessRig:
+    """A :class:`~licycler.drivers.interfaces.PressureRig` reading a simulated rig model in-process
+    (the twin's rig), at the time of ``clock``. A setpoint is sent only when the model has one."""
+
+    def __init__(self, model: PressureRigModel, clock: Clock, *, name: str = "in-process rig") -> None:
+        self.model = model
+        self.clock = clock
+        self.name = name
+        self.can_set_pressure = True
+        self._setpoint: float | None = None
+
+    async def identify(self) -> str:
+        return f"licycler,InProcessRig,{type(self.model).__name__}"
+
+    async def read_pressure_pa(self) -> float:
+        reader = getattr(self.model, "measure_pressure_pa", self.model.pressure_pa)
+        return float(reader(self.clock.now()))
+
+    async def set_pressure_setpoint_pa(self, pressure_pa: float) -> None:
+        self.model.set_pressure_setpoint(pressure_pa, self.clock.now())
+        self._setpoint = pressure_pa
+
+    async def status(self) -> RigStatus:
+        return RigStatus(await self.read_pressure_pa(), self._setpoint)
+
+    async def close(self) -> None:
+        return None
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["clock"] = None
+        return state
