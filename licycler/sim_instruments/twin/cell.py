@@ -171,6 +171,7 @@ class TwinCell:
         self._stop_hi = math.inf
         self._stop_lo = -math.inf
         self._stopped_at = -1  # index (within the present run) of the sample that hit a stop
+        self._chunk: tuple[float, float, float] | None = None  # (end, terminal I, cell I) under a short
         self._bare_tol = 1e-9 * cell.efficiency.coverage_charge_c_m2
         self._update_rig_lithium()
 
@@ -195,6 +196,7 @@ class TwinCell:
             raise ValueError(f"{mode} level must be finite, got {level}")
         self._last_call_s = t_s
         self._pending.append((t_s, mode, level))
+        self._chunk = None
 
     def sample(
         self,
@@ -215,8 +217,8 @@ class TwinCell:
         i_out = np.empty(m)
         if m == 0:
             return v_out, i_out
-        if times[0] < self._last_call_s or np.any(np.diff(times) < 0):
-            raise ValueError("sample times must be non-decreasing and not earlier than the last call")
+        if times[0] < self.t_s or np.any(np.diff(times) < 0):
+            raise ValueError("sample times must be non-decreasing and not earlier than the last sample")
         self._stop_hi = math.inf if stop_above_v is None else float(stop_above_v)
         self._stop_lo = -math.inf if stop_below_v is None else float(stop_below_v)
         self._stopped_at = -1
@@ -224,7 +226,7 @@ class TwinCell:
             end = self._sample(times, v_out, i_out)
         finally:
             self._stop_hi, self._stop_lo = math.inf, -math.inf
-        self._last_call_s = float(times[end - 1])
+        self._last_call_s = max(self._last_call_s, float(times[end - 1]))
         return v_out[:end], i_out[:end]
 
     def _sample(self, times: FloatArray, v_out: FloatArray, i_out: FloatArray) -> int:
@@ -234,7 +236,8 @@ class TwinCell:
         while True:
             t_ctrl = self._pending[0][0] if self._pending else math.inf
             t_fault = self._faults[0].at_s if self._faults else math.inf
-            boundary = min(t_ctrl, t_fault)
+            t_rig = self.rig.next_fault_s()
+            boundary = min(t_ctrl, t_fault, t_rig)
             if boundary > times[-1]:
                 self._run(times[pos:], v_out[pos:], i_out[pos:], float(times[-1]), include_end=True)
                 return m if self._stopped_at < 0 else pos + self._stopped_at + 1
@@ -243,8 +246,13 @@ class TwinCell:
             if self._stopped_at >= 0:
                 return pos + self._stopped_at + 1
             pos = stop
-            if t_ctrl <= t_fault:
+            if t_rig == boundary:
+                self.rig.advance_to(boundary)  # the rig applies (and logs) its fault
+                self._pred = None
+                self._chunk = None
+            elif t_ctrl <= t_fault:
                 _, self._mode, self._level = self._pending.popleft()
+                self._chunk = None
             else:
                 self._apply_fault(self._faults.popleft())
 
@@ -351,6 +359,7 @@ class TwinCell:
     def _rig_event(self, t_s: float, kind: str, detail: str) -> None:
         self._log(t_s, kind, detail)
         self._pred = None
+        self._chunk = None
 
     def _apply_fault(self, fault: FaultConfig) -> None:
         self._run(np.zeros(0), np.zeros(0), np.zeros(0), max(fault.at_s, self.t_s), include_end=False)
@@ -376,6 +385,7 @@ class TwinCell:
                 self._hot = self._g.copy()
             self._log(self.t_s, "defect", f"alpha {self.alpha:g}")
         self._pred = None
+        self._chunk = None
         self._set_transport_current()
 
     def _start_short(self, r0: float, tau: float) -> None:
@@ -419,6 +429,7 @@ class TwinCell:
             self.dendritic[e] = True
             self._log(t, "dendritic", f"hot spot (alpha {self.alpha:.3g}) depleted; growth turned dendritic", e)
         self._pred = None
+        self._chunk = None
         self._set_transport_current()
 
     # ================================================================ segments
@@ -620,9 +631,12 @@ class TwinCell:
             chunk_end = math.inf
             if self.short == "none":
                 i_cell = i_term
+            elif self._chunk is not None and self._chunk[1] == i_term and self.t_s < self._chunk[0]:
+                chunk_end, _, i_cell = self._chunk  # the chunk started in an earlier call goes on
             else:
                 i_cell = self._solve_cell_current(self.t_s, self._short_target(i_term, self.short_resistance_ohm()))
                 chunk_end = self.t_s + self._short_chunk_s()
+                self._chunk = (chunk_end, i_term, i_cell)
             self._ensure_current(i_cell)
             assert self._pred is not None
             t_ev, kind, e = self._pred

@@ -111,6 +111,10 @@ class PressureRig:
             return np.array([self.p_pa])
         return np.asarray(np.interp(times, np.asarray(self._hist_t), np.asarray(self._hist_p)), dtype=np.float64)
 
+    def next_fault_s(self) -> float:
+        """Time of the next timed fault of the rig, s (inf when none is left)."""
+        return self._faults[0].at_s if self._faults else math.inf
+
     def pressure_rate_pa_s(self) -> float:
         """dp/dt at the present state, Pa/s."""
         a, b = self._coefficients(self.p_pa)

@@ -33,5 +33,5 @@ class Twin:
 
     @property
     def events(self) -> list[TwinEvent]:
-        """Everything that happened so far (TwinEvent), in time order of discovery."""
-        return list(self.cell.events)
+        """Everything that happened so far (TwinEvent), in time order."""
+        return sorted(self.cell.events, key=lambda e: e.t_s)
