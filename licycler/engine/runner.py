@@ -32,6 +32,9 @@ from licycler.store.sql import SampleRows, StoreWriter, WriteBatch
 
 __all__ = ["ChannelRunner", "Progress", "RunObserver", "SegmentChannel", "StepEnd", "VoltageSource", "pickle_snapshot"]
 
+CAPACITY_TOLERANCE = 1e-6
+"""A capacity termination fires within 1 ppm of the target (so reading noise costs no extra sample)."""
+
 FLUSH_ROWS = 20_000
 """Samples kept in memory before a batch goes to the store (also flushed at every step end)."""
 
@@ -314,7 +317,7 @@ class ChannelRunner:
         if until.time_s is not None:
             n = min(n, math.ceil((t0 + until.time_s - self.progress.t_s) / dt - 1e-9))
         if until.capacity_c is not None and step.kind in ("plate", "strip") and step.current_a:
-            left = until.capacity_c - abs(self._step_q)
+            left = until.capacity_c * (1 - CAPACITY_TOLERANCE) - abs(self._step_q)
             n = min(n, math.ceil(left / (abs(step.current_a) * dt) - 1e-9))
         return max(1, n)
 
@@ -326,8 +329,8 @@ class ChannelRunner:
         dq, de = interval_products(t, i, v, self.progress.t_s)
         q = self._step_q + np.cumsum(dq)
         k, by = self._first_termination(step, t0, t, v, i, q)
-        if k is not None:
-            t, v, i, dq, de, q = t[: k + 1], v[: k + 1], i[: k + 1], dq[: k + 1], de[: k + 1], q[: k + 1]
+        # readings after the termination inside the same block were taken under this step's setpoint:
+        # they belong to it (nothing measured is dropped); a segment-running instrument stops exactly
         self.accounting.add(t, dq, de)
         self._step_q = float(q[-1])
         self._step_e += float(de.sum())
@@ -344,7 +347,7 @@ class ChannelRunner:
         if u.time_s is not None:
             checks.append(("time", t - t0 >= u.time_s - 1e-9))
         if u.capacity_c is not None:
-            checks.append(("capacity", np.abs(q) >= u.capacity_c * (1 - 1e-6)))  # 1 ppm: reading noise
+            checks.append(("capacity", np.abs(q) >= u.capacity_c * (1 - CAPACITY_TOLERANCE)))
         if u.voltage_above_v is not None:
             checks.append(("voltage_above", v > u.voltage_above_v))
         if u.voltage_below_v is not None:
