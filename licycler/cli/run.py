@@ -1,0 +1,182 @@
+"""``licycler run SCHEDULE [--sim [SCENARIO]] [--station FILE] [--db URL]`` and ``licycler resume RUN``.
+
+SCHEDULE is a schedule file or the name of a standard protocol (``licycler protocols list``).
+With ``--sim`` every channel runs against the in-process digital twin on a virtual clock (a
+hardware-free run); with ``--station`` against the instruments of a station file. SIGINT and
+SIGTERM put every channel in its safe state before the process ends.
+
+Exit statuses: 0 the schedule completed on every channel; 1 a channel was aborted or faulted;
+2 a user mistake (file, value, unit, station); 3 an internal error; 130 interrupted (SIGINT/SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from licycler.clock import RealTimeClock
+from licycler.engine import ChannelSetup, RunController, RunState, exit_status
+from licycler.engine.resume import plan_resume
+from licycler.engine.sim import twin_setups
+from licycler.errors import UserError
+from licycler.events import Event
+from licycler.protocols import load_protocol, load_schedule
+from licycler.protocols.schedule import Schedule
+from licycler.station import Station, load_station, open_station
+from licycler.store import DEFAULT_DB_URL, Store
+
+__all__ = ["EXIT_INTERRUPTED", "register", "resolve_schedule"]
+
+EXIT_INTERRUPTED = 130
+
+ControllerHook = Callable[[RunController, argparse.Namespace], None]
+HOOKS: list[ControllerHook] = []
+"""Functions that attach things to a controller before it runs (telemetry, the live view)."""
+
+
+def resolve_schedule(ref: str) -> Schedule:
+    """A schedule file, or a standard protocol by name."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return load_schedule(path)
+    return load_protocol(ref)
+
+
+class _Printer:
+    """Prints events as lines (or JSON lines with ``--json``); silent with ``--quiet``."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def emit(self, event: Event) -> None:
+        if self.mode == "quiet" or event.kind not in ("transition", "trip", "decision", "finding"):
+            return
+        if self.mode == "json":
+            print(json.dumps({"type": "event", "channel": event.channel, "time_s": event.time_s, "kind": event.kind,
+                              "cause": event.cause, "message": event.message}), flush=True)  # fmt: skip
+        else:
+            print(f"[{event.channel or 'station'}] t={event.time_s:.0f} s {event.kind}: {event.message}", flush=True)
+
+
+async def _execute(controller: RunController, station: Station | None, printer: _Printer) -> dict[str, RunState]:
+    main = asyncio.current_task()
+    assert main is not None
+    controller.safety.install_signal_handlers(main)
+    try:
+        return await controller.run()
+    finally:
+        if station is not None:
+            await station.close()
+
+
+def _summary(controller: RunController, states: dict[str, RunState], store: Store, printer: _Printer) -> None:
+    if printer.mode == "quiet":
+        return
+    result = {"run_id": controller.run_id, "db": store.url, "states": {k: str(v) for k, v in states.items()}}
+    if printer.mode == "json":
+        print(json.dumps({"type": "result", **result}), flush=True)
+        return
+    print(f"run {controller.run_id}: " + ", ".join(f"{k} {v}" for k, v in states.items()))
+    for name in states:
+        cycles = store.cycles(controller.run_id, name)
+        ces = [c["ce"] for c in cycles if c["ce"] is not None]
+        if ces:
+            print(f"  {name}: {len(cycles)} cycles, last CE {ces[-1]:.5f}, mean CE {sum(ces) / len(ces):.5f}")
+    print(f"data: {store.url} (run id {controller.run_id})")
+
+
+def _mode(args: argparse.Namespace) -> str:
+    return "json" if args.json else ("quiet" if args.quiet else "text")
+
+
+async def _run_async(args: argparse.Namespace) -> int:
+    schedule = resolve_schedule(args.schedule)
+    store = Store(args.db)
+    printer = _Printer(_mode(args))
+    station: Station | None = None
+    if args.station:
+        config = load_station(args.station)
+        station = await open_station(config, clock=RealTimeClock())
+        setups = [
+            ChannelSetup(name, sup, sup.clock, instrument=sup.channel.name) for name, sup in station.supervisors.items()
+        ]
+        controller = RunController(schedule, setups, store, mode="station", station_text=config.text)
+    else:
+        scenario = args.sim if isinstance(args.sim, str) else None
+        setups, scenario_text = twin_setups(schedule, scenario, channels=args.channels, seed=args.seed)
+        controller = RunController(schedule, setups, store, mode="sim", scenario_text=scenario_text)
+    controller.add_sink(printer)
+    for hook in HOOKS:
+        hook(controller, args)
+    if printer.mode == "text":
+        print(f"run {controller.run_id}: {schedule.name} on {len(setups)} channel(s)", flush=True)
+    try:
+        states = await _execute(controller, station, printer)
+    except asyncio.CancelledError:
+        print(f"run {controller.run_id}: interrupted; every channel was secured", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _summary(controller, states, store, printer)
+    return exit_status(states)
+
+
+async def _resume_async(args: argparse.Namespace) -> int:
+    store = Store(args.db, create=False)
+    plan = plan_resume(store, args.run)
+    printer = _Printer(_mode(args))
+    if not plan.setups:
+        raise UserError(f"run '{args.run}' has no channel left to resume (finished: {', '.join(plan.finished)})")
+    controller = RunController(plan.schedule, plan.setups, store, run_id=plan.run_id, mode=plan.mode, resuming=True)
+    controller.add_sink(printer)
+    for hook in HOOKS:
+        hook(controller, args)
+    if printer.mode == "text":
+        names = ", ".join(s.name for s in plan.setups)
+        print(f"resuming run {plan.run_id} on {names}", flush=True)
+    try:
+        states = await _execute(controller, None, printer)
+    except asyncio.CancelledError:
+        print(f"run {controller.run_id}: interrupted; every channel was secured", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _summary(controller, states, store, printer)
+    return exit_status(states)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if bool(args.sim) == bool(args.station):
+        raise UserError("give either --sim [SCENARIO] (a hardware-free run) or --station FILE")
+    return asyncio.run(_run_async(args))
+
+
+def _resume(args: argparse.Namespace) -> int:
+    return asyncio.run(_resume_async(args))
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    group.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``run`` and ``resume``."""
+    p = sub.add_parser("run", help="run a schedule on simulated (--sim) or real (--station) instruments",
+                       description=__doc__.splitlines()[0])  # fmt: skip
+    p.add_argument("schedule", help="schedule file, or a standard protocol name")
+    p.add_argument("--sim", nargs="?", const=True, default=None, metavar="SCENARIO",
+                   help="hardware-free run on the digital twin (bundled scenario name or YAML file)")  # fmt: skip
+    p.add_argument("--station", metavar="FILE", help="station file: run on its instruments")
+    p.add_argument("--db", default=DEFAULT_DB_URL, help=f"database URL (default {DEFAULT_DB_URL})")
+    p.add_argument("--channels", type=int, default=1, help="simulated channels (with --sim)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the first simulated channel (with --sim)")
+    _output_options(p)
+    p.set_defaults(handler=_run)
+    r = sub.add_parser("resume", help="continue a run whose controller died, from its last checkpoints")
+    r.add_argument("run", help="run id")
+    r.add_argument("--db", default=DEFAULT_DB_URL, help=f"database URL (default {DEFAULT_DB_URL})")
+    _output_options(r)
+    r.set_defaults(handler=_resume)
