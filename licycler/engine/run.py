@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from licycler import __version__
-from licycler.clock import Clock
+from licycler.clock import Clock, VirtualClock
 from licycler.engine.runner import ChannelRunner, Progress, RunObserver
 from licycler.engine.states import RunState
 from licycler.errors import UserError
@@ -127,6 +127,7 @@ class RunController:
             self.runners[setup.name] = ChannelRunner(
                 setup.name, self.schedule, setup.supervisor, clock=setup.clock, run_id=self.run_id,
                 writer=self.writer, events=self.events, progress=setup.progress, snapshot=setup.snapshot,
+                throttle_store=isinstance(setup.clock, VirtualClock),
             )  # fmt: skip
             self.runners[setup.name].observers.extend(self.observers)
         tasks = {name: asyncio.create_task(r.run(), name=f"channel:{name}") for name, r in self.runners.items()}

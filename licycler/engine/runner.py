@@ -35,6 +35,9 @@ __all__ = ["ChannelRunner", "Progress", "RunObserver", "SegmentChannel", "StepEn
 CAPACITY_TOLERANCE = 1e-6
 """A capacity termination fires within 1 ppm of the target (so reading noise costs no extra sample)."""
 
+STORE_LAG_BATCHES = 32
+"""How far the store may fall behind a hardware-free run before the run waits for it."""
+
 FLUSH_ROWS = 20_000
 """Samples kept in memory before a batch goes to the store (also flushed at every step end)."""
 
@@ -119,7 +122,8 @@ class ChannelRunner:
     """Runs ``schedule`` on one channel through its supervisor.
 
     ``snapshot`` (hardware-free runs) returns the simulated cell's state as bytes for checkpoints.
-    ``sample_period_s`` is the read period for instruments without segments.
+    ``read_period_s`` is the read period for instruments without segments; ``throttle_store``
+    (hardware-free runs) lets the run wait for a store that falls behind.
     """
 
     def __init__(
@@ -136,6 +140,7 @@ class ChannelRunner:
         snapshot: Callable[[], bytes] | None = None,
         read_period_s: float = 1.0,
         max_segment: int = 1000,
+        throttle_store: bool = False,
     ) -> None:
         self.name = name
         self.schedule = schedule
@@ -148,6 +153,7 @@ class ChannelRunner:
         self.snapshot = snapshot
         self.read_period_s = read_period_s
         self.max_segment = max_segment
+        self.throttle_store = throttle_store
         self.buffer = _EventBuffer(name, self.progress)
         events.add(self.buffer)
         self.events: EventSink = events
@@ -189,7 +195,7 @@ class ChannelRunner:
                 await self.supervisor.set_current(0.0)
                 await self.supervisor.output_on()
                 while self.progress.position < len(steps):
-                    self._checkpoint()
+                    await self._checkpoint()
                     step = steps[self.progress.position]
                     end = await self._run_step(step)
                     if end.by == "aborted":
@@ -242,7 +248,7 @@ class ChannelRunner:
         await self.supervisor.secure("end", "schedule finished")
         self.progress.finished = True
         self.progress.position = len(self.schedule.steps)
-        self._checkpoint()
+        await self._checkpoint()
 
     # --- one step -------------------------------------------------------------------------------
     async def _run_step(self, step: Step) -> StepEnd:
@@ -292,6 +298,9 @@ class ChannelRunner:
                 return StepEnd("aborted", self.progress.t_s)
             block = await self._next_block(step, t0)
             end = self._consume(step, t0, block)
+            if self._pending_rows >= FLUSH_ROWS:
+                self._flush()
+                await self._keep_up()
             if end is not None:
                 return end
             if until.time_s is not None and self.progress.t_s - t0 >= until.time_s - 1e-9:
@@ -435,8 +444,6 @@ class ChannelRunner:
         self._samples.append(rows)
         self._notify("on_samples", rows)
         self._pending_rows += n
-        if self._pending_rows >= FLUSH_ROWS:
-            self._flush()
 
     def _notify(self, method: str, payload: Any) -> None:
         for observer in self.observers:
@@ -467,7 +474,13 @@ class ChannelRunner:
             batch.channel_status = str(self.machine.state)
         self.writer.submit(batch)
 
-    def _checkpoint(self) -> None:
+    async def _keep_up(self) -> None:
+        """On a virtual clock the engine can outrun the database: wait for the writer when it falls
+        behind (a hardware-free run goes at the store's pace, its memory bounded). Never on real time."""
+        if self.throttle_store and self.writer is not None and self.writer.pending > STORE_LAG_BATCHES:
+            await self.writer.wait_below(STORE_LAG_BATCHES // 4)
+
+    async def _checkpoint(self) -> None:
         """Commit a checkpoint with all data up to here, in one transaction."""
         if self.writer is None:
             return
@@ -481,6 +494,7 @@ class ChannelRunner:
             "snapshot": self.snapshot() if self.snapshot is not None else None,
         }
         self.writer.submit(batch)
+        await self._keep_up()
 
 
 def _store_violation(t_s: float, exc: BaseException) -> Violation:

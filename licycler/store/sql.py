@@ -51,6 +51,10 @@ SAMPLE_COLUMNS = (
 )
 
 
+COALESCE_ROWS = 100_000
+"""The writer joins queued batches into one transaction up to about this many sample rows."""
+
+
 class StoreError(UserError):
     """The database cannot be opened or written (unreachable server, bad URL, full disk...)."""
 
@@ -159,46 +163,53 @@ class Store:
 
     def write(self, batch: WriteBatch) -> None:
         """Write one batch in one transaction (replaying a batch changes nothing)."""
+        self.write_many([batch])
+
+    def write_many(self, batches: Sequence[WriteBatch]) -> None:
+        """Write several batches, in order, in one transaction (a checkpoint still commits with
+        exactly the data before it: all of it or none)."""
         with self.engine.begin() as conn:
-            for rows in batch.samples:
-                if not len(rows):
-                    continue
-                data = rows.rows(batch.run_id, batch.channel)
-                if self.dialect == "sqlite":
-                    conn.exec_driver_sql(
-                        f"INSERT OR IGNORE INTO samples ({', '.join(SAMPLE_COLUMNS)}) VALUES ({', '.join('?' * 10)})",
-                        data,
-                    )
-                else:
-                    conn.execute(
-                        self._insert_ignore(s.samples), [dict(zip(SAMPLE_COLUMNS, r, strict=True)) for r in data]
-                    )
-            key = {"run_id": batch.run_id, "channel": batch.channel}
-            if batch.steps:
-                conn.execute(self._insert_ignore(s.steps), [{**key, **r} for r in batch.steps])
-            if batch.cycles:
-                conn.execute(self._insert_ignore(s.cycles), [{**key, **r} for r in batch.cycles])
-            if batch.events:
-                conn.execute(
-                    self._insert_ignore(s.events),
-                    [
-                        {**key, "seq": seq, "time_s": e.time_s, "unix_time_s": e.wall_time_s, "source": e.source,
-                         "kind": e.kind, "cause": e.cause, "message": e.message,
-                         "values_json": json.dumps(dict(e.values), default=str)}
-                        for seq, e in batch.events
-                    ],
-                )  # fmt: skip
-            if batch.checkpoint is not None:
-                row = {**key, "updated_unix_s": time.time(), **batch.checkpoint}
-                conn.execute(s.checkpoints.delete().where(s.checkpoints.c.run_id == batch.run_id,
-                                                          s.checkpoints.c.channel == batch.channel))  # fmt: skip
-                conn.execute(insert(s.checkpoints), [row])
-            if batch.channel_status is not None:
-                conn.execute(
-                    update(s.channels)
-                    .where(s.channels.c.run_id == batch.run_id, s.channels.c.channel == batch.channel)
-                    .values(status=batch.channel_status)
+            for batch in batches:
+                self._write(conn, batch)
+
+    def _write(self, conn: Any, batch: WriteBatch) -> None:
+        for rows in batch.samples:
+            if not len(rows):
+                continue
+            data = rows.rows(batch.run_id, batch.channel)
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql(
+                    f"INSERT OR IGNORE INTO samples ({', '.join(SAMPLE_COLUMNS)}) VALUES ({', '.join('?' * 10)})",
+                    data,
                 )
+            else:
+                conn.execute(self._insert_ignore(s.samples), [dict(zip(SAMPLE_COLUMNS, r, strict=True)) for r in data])
+        key = {"run_id": batch.run_id, "channel": batch.channel}
+        if batch.steps:
+            conn.execute(self._insert_ignore(s.steps), [{**key, **r} for r in batch.steps])
+        if batch.cycles:
+            conn.execute(self._insert_ignore(s.cycles), [{**key, **r} for r in batch.cycles])
+        if batch.events:
+            conn.execute(
+                self._insert_ignore(s.events),
+                [
+                    {**key, "seq": seq, "time_s": e.time_s, "unix_time_s": e.wall_time_s, "source": e.source,
+                     "kind": e.kind, "cause": e.cause, "message": e.message,
+                     "values_json": json.dumps(dict(e.values), default=str)}
+                    for seq, e in batch.events
+                ],
+            )  # fmt: skip
+        if batch.checkpoint is not None:
+            row = {**key, "updated_unix_s": time.time(), **batch.checkpoint}
+            conn.execute(s.checkpoints.delete().where(s.checkpoints.c.run_id == batch.run_id,
+                                                      s.checkpoints.c.channel == batch.channel))  # fmt: skip
+            conn.execute(insert(s.checkpoints), [row])
+        if batch.channel_status is not None:
+            conn.execute(
+                update(s.channels)
+                .where(s.channels.c.run_id == batch.run_id, s.channels.c.channel == batch.channel)
+                .values(status=batch.channel_status)
+            )
 
     def discard_after(self, run_id: str, channel: str, *, sample_seq: int, event_seq: int, step_seq: int,
                       cycle: int) -> None:  # fmt: skip
@@ -311,17 +322,39 @@ class StoreWriter:
 
     def _work(self) -> None:
         while True:
-            batch = self._queue.get()
+            batches = [self._queue.get()]
+            # coalesce what else is waiting into the same transaction (fewer commits when behind)
+            rows = sum(len(r) for r in batches[0].samples) if batches[0] is not None else 0
+            while batches[-1] is not None and rows < COALESCE_ROWS:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batches.append(nxt)
+                rows += sum(len(r) for r in nxt.samples) if nxt is not None else 0
+            stop = batches[-1] is None
+            todo = [b for b in batches if b is not None]
             try:
-                if batch is None:
-                    return
-                if self.failed is None:
-                    self.store.write(batch)
-                    self.written_batches += 1
+                if todo and self.failed is None:
+                    self.store.write_many(todo)
+                    self.written_batches += len(todo)
             except BaseException as exc:
                 self.failed = exc
             finally:
-                self._queue.task_done()
+                for _ in batches:
+                    self._queue.task_done()
+            if stop:
+                return
+
+    @property
+    def pending(self) -> int:
+        """Batches submitted and not yet written."""
+        return self._queue.unfinished_tasks
+
+    async def wait_below(self, batches: int) -> None:
+        """Return once at most ``batches`` are pending (or the writer failed)."""
+        while self._queue.unfinished_tasks > batches and self.failed is None and self._thread.is_alive():
+            await asyncio.sleep(0.002)
 
     async def flush(self) -> None:
         """Wait (without blocking the event loop) until every submitted batch is written."""
