@@ -284,14 +284,15 @@ class GenericScpiSmu(ScpiDriver):
         return await self.query_bool(self.map.tripped_query)
 
     async def safe_state(self) -> None:
-        for command in (
-            self.map.off_mode["high_impedance"],
-            self.map.set_current.format(value="0"),
-            self.map.output_off,
-        ):
-            await self.transport.write(command, idempotent=True)
-        if await self.output_enabled():
-            raise DriverError(self.name, self.map.output_off, "the output still reads on")
+        """High-impedance off mode, 0 A, output off; the output must read back off."""
+        m = self.map
+        writes = (m.off_mode["high_impedance"], m.set_current.format(value="0"), m.output_off)
+        for _ in range(3):
+            for command in writes:
+                await self.transport.write(command, idempotent=True)
+            if not await self.output_enabled():
+                return
+        raise DriverError(self.name, m.output_off, "the output still reads on")
 
     async def read_block(self) -> SampleBlock:
         fields = self.map.measure_fields

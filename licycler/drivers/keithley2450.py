@@ -145,14 +145,13 @@ class Keithley2450(ScpiDriver):
         return await self.query_bool(":SOUR:CURR:VLIM:TRIP?")
 
     async def safe_state(self) -> None:
-        """Output-off state high impedance (for both source functions), 0 A, output off; then
-        check that the output reads off."""
-        t = self.transport
-        for command in (":OUTP:CURR:SMOD HIMP", ":OUTP:VOLT:SMOD HIMP", ":SOUR:CURR 0",
-                        ":OUTP OFF"):
-            await t.write(command, idempotent=True)
-        if await self.output_enabled():
-            raise DriverError(self.name, ":OUTP OFF", "the output still reads on")
+        """Output-off state high impedance for both source functions (read back before the
+        output goes off), 0 A, output off (read back)."""
+        await self.confirm(
+            (":OUTP:CURR:SMOD HIMP", ":OUTP:VOLT:SMOD HIMP"),
+            ":OUTP:CURR:SMOD?;:OUTP:VOLT:SMOD?", "HIMP;HIMP",
+        )
+        await self.confirm((":SOUR:CURR 0", ":OUTP OFF"), ":OUTP?", "0")
         self.off_mode = OutputOffMode.HIGH_IMPEDANCE
 
     # ---------------------------------------------------------------- readings

@@ -145,12 +145,10 @@ class KeysightB2900(ScpiDriver):
         return await self.query_bool(f":SENS{self.channel}:VOLT:PROT:TRIP?")
 
     async def safe_state(self) -> None:
-        """Off mode HIZ, 0 A, output off; then check that the output reads off."""
+        """Off mode HIZ (read back before the output goes off), 0 A, output off (read back)."""
         c = self.channel
-        for command in (f":OUTP{c}:OFF:MODE HIZ", f":SOUR{c}:CURR 0", f":OUTP{c} OFF"):
-            await self.transport.write(command, idempotent=True)
-        if await self.output_enabled():
-            raise DriverError(self.name, f":OUTP{c} OFF", "the output still reads on")
+        await self.confirm((f":OUTP{c}:OFF:MODE HIZ",), f":OUTP{c}:OFF:MODE?", "HIZ")
+        await self.confirm((f":SOUR{c}:CURR 0", f":OUTP{c} OFF"), f":OUTP{c}?", "0")
         self.off_mode = OutputOffMode.HIGH_IMPEDANCE
 
     # ---------------------------------------------------------------- readings

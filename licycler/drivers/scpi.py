@@ -158,6 +158,21 @@ class ScpiDriver:
             more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
             raise InstrumentReportedError(self.name, after, first.code, first.message + more)
 
+    async def confirm(
+        self, writes: Sequence[str], query: str, expected: str, *, rounds: int = 3
+    ) -> None:
+        """Send ``writes`` then check ``query`` answers ``expected`` (case-insensitive); repeat
+        the writes up to ``rounds`` times (a write into a connection that broke is lost without
+        an error: only a query proves it arrived). DriverError if it never reads back."""
+        reply = ""
+        for _ in range(rounds):
+            for command in writes:
+                await self.transport.write(command, idempotent=True)
+            reply = (await self.transport.query(query)).strip()
+            if reply.upper() == expected.upper():
+                return
+        raise DriverError(self.name, query, f"reads {reply!r} after {rounds} tries, expected {expected!r}")
+
     async def query_number(self, command: str, *, idempotent: bool = True) -> float:
         return await self.transport.query_as(command, parse_number, idempotent=idempotent)
 

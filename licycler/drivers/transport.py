@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import select
 import socket
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import pyvisa
 from pyvisa import constants as visa_constants
@@ -48,6 +50,10 @@ T = TypeVar("T")
 
 _GUARD_MARGIN_S = 1.0
 """Extra time a worker thread gets beyond the resource timeout before the connection is abandoned."""
+
+_SAFE_UNCONFIRMED_BYTES = 4096
+"""Bytes that may be written on a socket since the peer last replied without checking that the
+send buffer has room (Linux never makes a TCP send buffer smaller than this)."""
 
 _MAX_DRAIN_S = 10.0
 """Upper bound on draining a chattering resource (a device that never goes quiet)."""
@@ -124,10 +130,10 @@ _PORT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Por
 )
 
 
-def _port_lock(resource: str) -> _PortLock:
+def _port_lock(key: str) -> _PortLock:
+    """The lock of the port ``key`` (a :func:`resource_key`) in the running event loop."""
     loop = asyncio.get_running_loop()
     locks = _PORT_LOCKS.setdefault(loop, {})
-    key = resource_key(resource)
     lock = locks.get(key)
     if lock is None:
         lock = locks[key] = _PortLock()
@@ -176,9 +182,14 @@ class VisaTransport:
         self.visa_library = visa_library
         self.retries = int(retries)
         self.reconnect_backoff_s = float(reconnect_backoff_s)
-        self.is_socket = resource_key(resource).endswith("::SOCKET")
+        self.key = resource_key(resource)
+        self.is_socket = self.key.endswith("::SOCKET")
+        self._lock_of: tuple[asyncio.AbstractEventLoop, _PortLock] | None = None
         self._res: Any = None
         self._session: Any = None
+        self._sock: socket.socket | None = None
+        self._unconfirmed = 0
+        self._scratch = bytearray(1 << 16)
         self._ever_opened = False
         self._stale = False
         self._inflight: asyncio.Future[Any] | None = None
@@ -224,7 +235,11 @@ class VisaTransport:
 
     @property
     def _lock(self) -> _PortLock:
-        return _port_lock(self.resource)
+        loop = asyncio.get_running_loop()
+        cached = self._lock_of
+        if cached is None or cached[0] is not loop:
+            cached = self._lock_of = (loop, _port_lock(self.key))
+        return cached[1]
 
     @contextlib.asynccontextmanager
     async def locked(self) -> AsyncIterator[VisaTransport]:
@@ -243,11 +258,11 @@ class VisaTransport:
         A write that fails because the connection broke is resent after reconnecting only when
         ``idempotent`` (setting a level is; starting a trigger or clearing a buffer is not).
         """
-        await self._run(command, lambda res: res.write(command), idempotent=idempotent)
+        await self._run(command, _Op(send=command), idempotent=idempotent)
 
     async def write_raw(self, data: bytes) -> None:
         """Send bytes as they are (no termination appended); never resent."""
-        await self._run(repr(data), lambda res: res.write_raw(data), idempotent=False)
+        await self._run(repr(data), _Op(send=data), idempotent=False)
 
     async def query(self, command: str, *, idempotent: bool = True) -> str:
         """Send ``command`` and return its one-line reply (termination stripped).
@@ -261,36 +276,16 @@ class VisaTransport:
     ) -> T:
         """:meth:`query`, then ``parse`` the reply; a ``ValueError`` from ``parse`` is a garbled
         reply: the connection is resynchronised and an idempotent query is asked again."""
-
-        def exchange(res: Any) -> T:
-            _check_in_sync(self._session)
-            res.write(command)
-            text = _read_text(res)
-            try:
-                return parse(text)
-            except (ValueError, IndexError) as exc:
-                raise _BadReply(f"bad reply {text[:60]!r}: {exc}") from exc
-
-        return await self._run(command, exchange, idempotent=idempotent)
+        op = _Op(send=command, reply=True, parse=parse, check_sync=True)
+        result: T = await self._run(command, op, idempotent=idempotent)
+        return result
 
     async def read_line(self, *, timeout_s: float | None = None) -> str:
         """Read one line (termination stripped), waiting at most ``timeout_s`` (default: the
         transport's timeout). A timeout raises DriverError and marks the connection for a drain."""
-        if timeout_s is None:
-            return await self._run(None, _read_text, idempotent=False)
-        timeout_ms = int(max(timeout_s, 0.001) * 1000)
-
-        def read_with_timeout(res: Any) -> str:
-            previous = res.timeout
-            res.timeout = timeout_ms
-            try:
-                return _read_text(res)
-            finally:
-                res.timeout = previous
-
-        return await self._run(
-            None, read_with_timeout, idempotent=False, guard_s=timeout_s + _GUARD_MARGIN_S
-        )
+        op = _Op(reply=True, parse=_identity, timeout_s=timeout_s)
+        text: str = await self._run(None, op, idempotent=False)
+        return text
 
     async def resync(self) -> None:
         """Discard anything pending (drain or reopen) now, e.g. after aborting a stream."""
@@ -300,26 +295,27 @@ class VisaTransport:
 
     # ---------------------------------------------------------------- machinery
 
-    async def _run(
-        self,
-        command: str | None,
-        action: Callable[[Any], T],
-        *,
-        idempotent: bool,
-        guard_s: float | None = None,
-    ) -> T:
+    async def _run(self, command: str | None, op: _Op, *, idempotent: bool) -> Any:
         attempts = 1 + (self.retries if idempotent else 0)
         cause = ""
         async with self._lock:
             if self._closed:
                 raise DriverError(self.name, command, "transport is closed (call open() first)")
             for attempt in range(attempts):
-                await self._ensure_open(command)
+                if self._res is None or self._stale or self._inflight is not None:
+                    await self._ensure_open(command)
                 try:
-                    return await self._in_thread(action, guard_s=guard_s)
+                    if self._sock is not None:
+                        return await self._on_loop(op)
+                    timeout = op.timeout_s if op.timeout_s is not None else self.timeout_s
+                    return await self._in_thread(
+                        functools.partial(_sync_op, op=op, session=self._session),
+                        guard_s=timeout + _GUARD_MARGIN_S,
+                    )
                 except _Timeout:
                     self._stale = True
-                    cause = f"no reply within {self.timeout_s:g} s (timeout)"
+                    waited = op.timeout_s if op.timeout_s is not None else self.timeout_s
+                    cause = f"no reply within {waited:g} s (timeout)"
                 except _BadReply as exc:
                     self._stale = True
                     cause = str(exc)
@@ -331,7 +327,58 @@ class VisaTransport:
             tries = f" after {attempts} attempts" if attempts > 1 else ""
             raise DriverError(self.name, command, cause + tries)
 
-    async def _in_thread(self, action: Callable[[Any], T], *, guard_s: float | None) -> T:
+    async def _on_loop(self, op: _Op) -> Any:
+        """One operation on a pyvisa-py TCP socket without a worker thread.
+
+        The event loop waits for the socket to be writable / for a whole reply line to be in
+        the socket, and only then calls pyvisa, which therefore never blocks. A reply that is
+        only partly there (a long buffer dump) is finished in a worker thread.
+        """
+        res, session, sock = self._res, self._session, self._sock
+        assert sock is not None
+        timeout = op.timeout_s if op.timeout_s is not None else self.timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            if op.check_sync:
+                _call_translated(lambda _: _check_in_sync(session), res)
+            elif op.send is not None:  # a write into a connection the peer closed is lost
+                _check_alive(sock)
+            if op.send is not None:
+                # the peer read everything up to its last reply; beyond a few kB unconfirmed,
+                # make sure the send buffer has room (pyvisa-py would block in select otherwise)
+                if self._unconfirmed > _SAFE_UNCONFIRMED_BYTES and not _writable_now(sock):
+                    await _wait_fd(loop, sock, deadline, write=True)
+                send = op.send
+                self._unconfirmed += len(send) + len(self.write_termination)
+                _call_translated(
+                    (lambda r: r.write(send)) if isinstance(send, str)
+                    else (lambda r: r.write_raw(send)),
+                    res,
+                )
+            if not op.reply:
+                return None
+            term = (res.read_termination or "\n")[-1].encode("ascii")
+            pending = getattr(session, "_pending_buffer", None)
+            if pending and term in pending:  # a line left over by pyvisa-py's last read
+                return _parse(op, _call_translated(_read_text, res))
+            await _wait_fd(loop, sock, deadline, write=False)
+            if _peek_state(sock, term, self._scratch) == "line":
+                text = _call_translated(_read_text, res)
+            else:  # only part of the reply is there: the rest is on its way, read it in a thread
+                remaining = max(deadline - loop.time(), 0.001)
+                rest = _Op(reply=True, parse=_identity, timeout_s=remaining)
+                text = await self._in_thread(
+                    functools.partial(_sync_op, op=rest, session=None),
+                    guard_s=remaining + _GUARD_MARGIN_S,
+                )
+            self._unconfirmed = 0
+        except asyncio.CancelledError:
+            self._stale = True  # the reply may still come: never read it as the next one
+            raise
+        return _parse(op, text)
+
+    async def _in_thread(self, action: Callable[[Any], T], *, guard_s: float) -> T:
         """Run ``action(resource)`` in a worker thread, translating failures.
 
         If the thread outlives the guard deadline the connection is abandoned (closed from the
@@ -340,9 +387,8 @@ class VisaTransport:
         """
         res = self._res
         task = asyncio.ensure_future(asyncio.to_thread(_call_translated, action, res))
-        guard = guard_s if guard_s is not None else self.timeout_s + _GUARD_MARGIN_S
         try:
-            done, _ = await asyncio.wait({task}, timeout=guard)
+            done, _ = await asyncio.wait({task}, timeout=guard_s)
         except asyncio.CancelledError:
             self._inflight = task
             self._stale = True
@@ -394,6 +440,8 @@ class VisaTransport:
                 continue
             self._stale = False
             self._session = _session_of(self._res)
+            self._sock = _socket_of(self._session)
+            self._unconfirmed = 0
             if self._ever_opened:
                 self.reconnects += 1
             self._ever_opened = True
@@ -410,7 +458,7 @@ class VisaTransport:
             "timeout": timeout_ms,
             "open_timeout": timeout_ms,
         }
-        if self.baud_rate is not None and resource_key(self.resource).startswith("ASRL"):
+        if self.baud_rate is not None and self.key.startswith("ASRL"):
             kwargs["baud_rate"] = self.baud_rate
         res = rm.open_resource(self.resource, **kwargs)
         try:
@@ -425,6 +473,7 @@ class VisaTransport:
         """Close the held resource (if any), ignoring errors: the next call reopens."""
         res, self._res = self._res, None
         self._session = None
+        self._sock = None
         self._stale = False
         if res is not None:
             with contextlib.suppress(Exception):
@@ -437,6 +486,7 @@ class VisaTransport:
         if res is self._res:
             self._res = None
             self._session = None
+            self._sock = None
         self._stale = False
         sock = _socket_of(_session_of(res))
         if sock is not None:
@@ -451,6 +501,111 @@ class VisaTransport:
 
 def _identity(text: str) -> str:
     return text
+
+
+class _Op(NamedTuple):
+    """One exchange: what to send (str: a command, termination added; bytes: raw), whether a
+    reply line is read and how it is parsed, whether the input must be empty first, and a read
+    timeout overriding the transport's."""
+
+    send: str | bytes | None = None
+    reply: bool = False
+    parse: Callable[[str], Any] | None = None
+    check_sync: bool = False
+    timeout_s: float | None = None
+
+
+def _parse(op: _Op, text: str) -> Any:
+    if op.parse is None:
+        return text
+    try:
+        return op.parse(text)
+    except (ValueError, IndexError) as exc:
+        raise _BadReply(f"bad reply {text[:60]!r}: {exc}") from exc
+
+
+def _sync_op(res: Any, op: _Op, session: Any) -> Any:
+    """Run ``op`` with blocking pyvisa calls (in a worker thread)."""
+    if op.check_sync:
+        _check_in_sync(session)
+    if isinstance(op.send, str):
+        res.write(op.send)
+    elif op.send is not None:
+        res.write_raw(op.send)
+    if not op.reply:
+        return None
+    if op.timeout_s is None:
+        return _parse(op, _read_text(res))
+    previous = res.timeout
+    res.timeout = max(int(op.timeout_s * 1000), 1)
+    try:
+        return _parse(op, _read_text(res))
+    finally:
+        res.timeout = previous
+
+
+def _check_alive(sock: socket.socket) -> None:
+    """Raise _ConnectionLost if the peer has closed the connection (EOF waiting)."""
+    if not select.select([sock], [], [], 0)[0]:
+        return
+    try:
+        peek = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return
+    except OSError as exc:
+        raise _ConnectionLost(_describe(exc)) from exc
+    if not peek:
+        raise _ConnectionLost("connection closed by the instrument")
+
+
+def _writable_now(sock: socket.socket) -> bool:
+    return bool(select.select([], [sock], [], 0)[1])
+
+
+def _peek_state(sock: socket.socket, term: bytes, scratch: bytearray) -> str:
+    """After the socket turned readable: ``line`` if a whole reply line is there, else
+    ``partial``; raises _ConnectionLost if the peer hung up. Nothing is consumed (the peek goes
+    into ``scratch``)."""
+    try:
+        n = sock.recv_into(scratch, len(scratch), socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return "partial"
+    except OSError as exc:
+        raise _ConnectionLost(_describe(exc)) from exc
+    if n == 0:
+        raise _ConnectionLost("connection closed by the instrument")
+    return "line" if scratch.find(term, 0, n) >= 0 else "partial"
+
+
+async def _wait_fd(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float, *, write: bool
+) -> None:
+    """Wait until ``sock`` is readable (or writable) or ``deadline`` (loop time) passes."""
+    remaining = deadline - loop.time()
+    if remaining <= 0:
+        raise _Timeout()
+    fut: asyncio.Future[bool] = loop.create_future()
+
+    def done(ready: bool) -> None:
+        if not fut.done():
+            fut.set_result(ready)
+
+    fd = sock.fileno()
+    if write:
+        loop.add_writer(fd, done, True)
+    else:
+        loop.add_reader(fd, done, True)
+    timer = loop.call_later(remaining, done, False)
+    try:
+        ready = await fut
+    finally:
+        timer.cancel()
+        if write:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)
+    if not ready:
+        raise _Timeout()
 
 
 def _read_text(res: Any) -> str:
@@ -544,12 +699,9 @@ def _check_in_sync(session: Any) -> None:
         raise _BadReply("unread input was pending before the query")
     sock = _socket_of(session)
     if sock is not None:
-        try:
-            peek = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
+        if not select.select([sock], [], [], 0)[0]:  # the usual case, without an exception
             return
-        if not peek:
-            raise _ConnectionLost("connection closed by the instrument")
+        _check_alive(sock)
         raise _BadReply("unread input was pending before the query")
     serial_port = getattr(session, "interface", None)
     waiting = getattr(serial_port, "in_waiting", 0)

@@ -24,7 +24,7 @@ TIMEOUT_S = 0.2
 class LineServer:
     """Answers ``<line> #<n>``. ``LOSE`` lines get no answer the first time, ``SLOW`` lines are
     answered after ``slow_s``, ``BYE`` closes the connection, ``GARBAGE`` first gets bytes that
-    are not ASCII, ``TWICE`` gets two lines."""
+    are not ASCII, ``TWICE`` gets two lines, ``MUTE`` and ``SET`` lines get none."""
 
     def __init__(self, slow_s: float = 2.5 * TIMEOUT_S) -> None:
         self.slow_s = slow_s
@@ -46,7 +46,7 @@ class LineServer:
                 if text.startswith("LOSE") and text not in self.lost_once:
                     self.lost_once.add(text)
                     continue
-                if text.startswith("MUTE"):
+                if text.startswith(("MUTE", "SET")):  # SET: a command, no reply (as SCPI)
                     continue
                 if text.startswith("SLOW"):
                     await asyncio.sleep(self.slow_s)
