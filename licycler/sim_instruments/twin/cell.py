@@ -172,6 +172,7 @@ class TwinCell:
         self._stop_lo = -math.inf
         self._stopped_at = -1  # index (within the present run) of the sample that hit a stop
         self._chunk: tuple[float, float, float] | None = None  # (end, terminal I, cell I) under a short
+        self._cv_history: tuple[tuple[float, float], ...] = ()  # last solved (t, I) under voltage control
         self._bare_tol = 1e-9 * cell.efficiency.coverage_charge_c_m2
         self._update_rig_lithium()
 
@@ -354,7 +355,7 @@ class TwinCell:
 
     # ================================================================ events
     def _log(self, t_s: float, kind: str, detail: str = "", electrode: int | None = None) -> None:
-        self.events.append(TwinEvent(t_s, kind, detail, _NAMES[electrode] if electrode is not None else ""))
+        self.events.append(TwinEvent(float(t_s), kind, detail, _NAMES[electrode] if electrode is not None else ""))
 
     def _rig_event(self, t_s: float, kind: str, detail: str) -> None:
         self._log(t_s, kind, detail)
@@ -537,14 +538,14 @@ class TwinCell:
         e_s = 1 - e_p
         areal = abs(i) / self.area_m2
         j_loc = abs(self._local_current_density(i))
-        if self.active[e_s] > 0:
+        if self.active[e_s] > self._bare_tol:
             consider(self.active[e_s] / areal, "exhausted", e_s)
         if self.dendritic[e_p] and self.short == "none":
             rate = areal / (1.0 + self._creep_pi)
             consider((d.short_charge_c_m2 - self.dendritic_charge[e_p]) / rate, "short", e_p)
         if self.contact_void[e_p] < 1.0:
             consider((d.void_heal_charge_c_m2 - self.healed[e_p]) / areal, "heal", e_p)
-        if self.active[e_s] > 0:
+        if self.active[e_s] > self._bare_tol:
             i_max = d.void_alpha * j_loc
             v = float(deposition_velocity(i_max))
             p = self.rig.pressure_pa(t)
@@ -787,10 +788,16 @@ class TwinCell:
 
         return voltage
 
-    def _solve_cell_current(self, t_s: float, target: Callable[[FloatArray], FloatArray]) -> float:
+    def _solve_cell_current(
+        self,
+        t_s: float,
+        target: Callable[[FloatArray], FloatArray],
+        guess: float | None = None,
+        half_width: float | None = None,
+    ) -> float:
         """The electrolyte current I (A) with V_cell(I) = target(I) at ``t_s`` (V_cell - target
-        increases with I): bracket from the present current, then secant steps checked by a
-        narrow bracket, with a grid search as the fallback."""
+        increases with I): bracket around ``guess`` (default the present current), then secant
+        steps checked by a narrow bracket, with a grid search as the fallback."""
         v_cell = self._candidate_voltage(t_s)
 
         def resid(c: FloatArray) -> FloatArray:
@@ -799,8 +806,9 @@ class TwinCell:
             return np.asarray(np.where(np.isnan(r), np.inf, r), dtype=np.float64)
 
         scale = 1e-3 * self.config.cell.kinetics.exchange_current_density_a_m2 * self.area_m2
-        guess = self.i_cell_a
-        half = 1e-3 * abs(guess) + 1e-6 * scale
+        if guess is None:
+            guess = self.i_cell_a
+        half = 1e-3 * abs(guess) + 1e-6 * scale if half_width is None else half_width
         lo, hi = guess - half, guess + half
         r_lo = r_hi = math.nan
         for _ in range(200):
@@ -810,17 +818,17 @@ class TwinCell:
                 break
             width = hi - lo
             if r_lo > 0.0:
-                lo -= 4.0 * width
+                lo -= 9.0 * width
             if r_hi < 0.0:
-                hi += 4.0 * width
+                hi += 9.0 * width
         tol = 1e-11 * max(abs(lo), abs(hi), scale)
         for _ in range(60):
             if hi - lo <= tol:
                 break
             if math.isfinite(r_lo) and math.isfinite(r_hi) and r_hi > r_lo:
                 x = lo - r_lo * (hi - lo) / (r_hi - r_lo)
-                if r_hi - r_lo < 1e-12:
-                    return x
+                if r_hi - r_lo < 1e-12 or hi - lo <= 1e-6 * max(abs(x), scale):
+                    return x  # a secant across so narrow a bracket is exact to ~1e-14
                 d = max(1e-3 * (hi - lo), 0.4 * tol)
                 r = resid(np.array([x - d, x + d]))
                 if r[0] <= 0.0 <= r[1]:
@@ -833,6 +841,18 @@ class TwinCell:
         if math.isfinite(r_lo) and math.isfinite(r_hi) and r_hi > r_lo:
             return lo - r_lo * (hi - lo) / (r_hi - r_lo)
         return 0.5 * (lo + hi)
+
+    def _cv_prediction(self, t: float) -> tuple[float | None, float | None]:
+        """Guess and bracket half-width for the next voltage-controlled current, extrapolated
+        from the last two solved samples (None: no history, use the defaults)."""
+        hist = self._cv_history
+        if len(hist) < 2 or hist[-1][0] != self.t_s or self._pred is None:
+            return None, None
+        (t0, i0), (t1, i1) = hist
+        if t1 <= t0:
+            return None, None
+        guess = i1 + (i1 - i0) * (t - t1) / (t1 - t0)
+        return guess, 0.05 * abs(guess - i1) + 1e-9 * abs(guess) + 1e-15
 
     def _run_voltage(
         self, times: FloatArray, v_out: FloatArray, i_out: FloatArray, t_end: float, include_end: bool
@@ -851,7 +871,9 @@ class TwinCell:
                     i_cell = self.i_cell_a
                 else:
                     # a short in parallel sees the same terminal voltage: the cell obeys V_cell = v_set
-                    i_cell = self._solve_cell_current(t, lambda c: np.full(np.shape(c), v_set))
+                    guess, half = self._cv_prediction(t)
+                    i_cell = self._solve_cell_current(t, lambda c: np.full(np.shape(c), v_set), guess, half)
+                    self._cv_history = (*self._cv_history[-1:], (t, i_cell))
                 self._ensure_current(i_cell)
                 assert self._pred is not None
                 t_ev, kind, e = self._pred
