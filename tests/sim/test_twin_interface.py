@@ -125,6 +125,7 @@ def test_a_forced_current_past_the_lithium_and_the_compliance_that_clamps_it() -
     v2, i2 = cell.sample(t + np.arange(1.0, 30.0))
     assert np.all(v2 == 5.0)
     assert np.all(np.abs(i2) < 1e-3 * i)  # nothing left to strip: the current collapses
+    assert [e.kind for e in cell.events].count("lithium_exhausted") == 1  # however long it is held
 
 
 def test_measure_adds_the_configured_noise_and_resolution() -> None:
