@@ -177,11 +177,7 @@ def _salt(gap: GapTransport, state: object) -> float:
 
 
 @settings(max_examples=20, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.floats(0.01, 3.0), st.floats(-150.0, 150.0)), min_size=1, max_size=6
-    )
-)
+@given(st.lists(st.tuples(st.floats(0.01, 3.0), st.floats(-150.0, 150.0)), min_size=1, max_size=6))
 def test_salt_is_conserved_and_the_partition_of_samples_does_not_matter(
     history: list[tuple[float, float]],
 ) -> None:
