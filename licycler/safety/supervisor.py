@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +23,8 @@ from licycler.safety.checks import BlockChecker, Violation
 from licycler.safety.limits import Limits, LimitStack
 
 __all__ = ["ChannelSupervisor", "InterlockError", "PressureInterlock", "SafetyTripped"]
+
+Value = float | str | bool | None
 
 
 class SafetyTripped(RuntimeError):
@@ -91,33 +93,57 @@ class ChannelSupervisor:
         self._last_sample_t: float | None = None
         self._last_fresh_clock: float = clock.now()
         self._watchdog: asyncio.Task[None] | None = None
+        self._retry: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     # --- events -----------------------------------------------------------------------------
-    def _emit(self, kind: str, cause: str, message: str, **values: float | str | bool | None) -> None:
-        self.events.emit(Event(self.clock.now(), "safety", kind, cause, message, self.name, values))
+    def _emit(self, kind: str, cause: str, message: str, values: Mapping[str, Value] | None = None) -> None:
+        self.events.emit(Event(self.clock.now(), "safety", kind, cause, message, self.name, dict(values or {})))
 
     # --- safe state -------------------------------------------------------------------------
-    async def secure(self, cause: str, message: str, **values: float | str | bool | None) -> bool:
+    async def _try_safe_state(self, attempts: int) -> tuple[bool, str]:
+        error = ""
+        for attempt in range(attempts):
+            try:
+                await self.channel.safe_state()
+                if not await self.channel.output_enabled():
+                    return True, ""
+            except DriverError as exc:
+                error = str(exc)
+            await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+        return False, error
+
+    async def secure(self, cause: str, message: str, values: Mapping[str, Value] | None = None) -> bool:
         """Put the channel in its safe state and query that the output is off.
 
         Returns True when the instrument confirmed the output off. Never raises for an instrument
-        fault: a lost instrument is reported in the event (``output_off_verified`` False).
+        fault: when the instrument cannot be reached, the event says so (``output_off_verified``
+        False) and a background task keeps trying, with backoff, until it confirms; then a second
+        ``secured`` event says so.
         """
         self.armed = False
-        verified = False
-        error = ""
-        for attempt in range(3):
-            try:
-                await self.channel.safe_state()
-                verified = not await self.channel.output_enabled()
-                if verified:
-                    break
-            except DriverError as exc:
-                error = str(exc)
-                await asyncio.sleep(0.05 * (attempt + 1))
-        self._emit("secured", cause, message, output_off_verified=verified, driver_error=error or None, **values)
+        verified, error = await self._try_safe_state(3)
+        self._emit("secured", cause, message, {**(values or {}), "output_off_verified": verified,
+                                               "driver_error": error or None})  # fmt: skip
+        if not verified and (self._retry is None or self._retry.done()):
+            self._retry = asyncio.create_task(self._secure_until_confirmed(cause), name=f"secure:{self.name}")
         return verified
+
+    async def _secure_until_confirmed(self, cause: str) -> None:
+        attempt = 0
+        while True:
+            verified, _ = await self._try_safe_state(1)
+            if verified:
+                self._emit("secured", cause, "output off confirmed after the instrument came back",
+                           {"output_off_verified": True, "attempts": attempt + 1})  # fmt: skip
+                return
+            attempt += 1
+            await asyncio.sleep(min(0.2 * 2**attempt, 30.0))
+
+    async def wait_secured(self) -> None:
+        """Wait until a background attempt to reach a lost instrument has confirmed its safe state."""
+        if self._retry is not None:
+            await self._retry
 
     async def trip(self, violation: Violation) -> None:
         """Act on a violation: safe state first, then the event carrying its numbers."""
@@ -125,11 +151,10 @@ class ChannelSupervisor:
             first = self.tripped is None
             if first:
                 self.tripped = violation
-            verified = await self.secure(violation.cause, violation.message, at_s=violation.time_s, **violation.values)
-            self._emit(
-                "trip", violation.cause, violation.message, at_s=violation.time_s,
-                output_off_verified=verified, repeat=not first, **violation.values,
-            )  # fmt: skip
+            values = {**violation.values, "at_s": violation.time_s}
+            verified = await self.secure(violation.cause, violation.message, values)
+            self._emit("trip", violation.cause, violation.message,
+                       {**values, "output_off_verified": verified, "repeat": not first})  # fmt: skip
 
     async def emergency_stop(self, reason: str = "emergency stop") -> None:
         """Put the channel in its safe state now, whatever it is doing."""
@@ -197,7 +222,7 @@ class ChannelSupervisor:
             raise InterlockError(f"{self.name}: no voltage window is set; refusing to source current")
         await self.channel.configure_current_source(voltage_limit_v=max(bounds), off_mode=OutputOffMode.HIGH_IMPEDANCE)
         self.armed = True
-        self._emit("armed", "armed", "interlocks passed, compliance set", voltage_limit_v=max(bounds))
+        self._emit("armed", "armed", "interlocks passed, compliance set", {"voltage_limit_v": max(bounds)})
 
     # --- setpoints --------------------------------------------------------------------------
     async def set_current(self, current_a: float) -> None:
@@ -305,14 +330,16 @@ class ChannelSupervisor:
         except BaseException as exc:
             cause = "exception" if isinstance(exc, Exception) else type(exc).__name__.lower()
             await asyncio.shield(
-                self._secure_on_exit(cause, f"{type(exc).__name__} {context}: {exc}".strip(), error=type(exc).__name__)
+                self._secure_on_exit(
+                    cause, f"{type(exc).__name__} {context}: {exc}".strip(), {"error": type(exc).__name__}
+                )
             )
             raise
 
-    async def _secure_on_exit(self, cause: str, message: str, **values: float | str | bool | None) -> None:
+    async def _secure_on_exit(self, cause: str, message: str, values: Mapping[str, Value] | None = None) -> None:
         if self.tripped is None:
-            self.tripped = Violation(cause, message, self.clock.now(), dict(values))
+            self.tripped = Violation(cause, message, self.clock.now(), dict(values or {}))
         if asyncio.current_task() is not self._watchdog:
             await self.stop_watchdog()
-        verified = await self.secure(cause, message, **values)
-        self._emit("trip", cause, message, output_off_verified=verified, **values)
+        verified = await self.secure(cause, message, values)
+        self._emit("trip", cause, message, {**(values or {}), "output_off_verified": verified})

@@ -1,0 +1,177 @@
+"""The fault-injection matrix: each fault ends with the output off at the instrument (queried from the
+emulated instrument itself) and an event that names the cause."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from licycler.drivers import SampleBlock
+from licycler.events import Event
+from licycler.safety import SafetyTripped, SetpointRefused
+
+from .conftest import Rig
+
+
+async def start_plating(rig: Rig, current_a: float = -1e-3) -> None:
+    await rig.supervisor.arm()
+    await rig.supervisor.set_current(current_a)
+    await rig.supervisor.output_on()
+    assert await rig.output_is_on()
+
+
+async def read(rig: Rig, seconds: float = 1.0) -> SampleBlock:
+    rig.clock.advance_by(seconds)
+    return await rig.supervisor.read_block()
+
+
+async def expect_trip(rig: Rig, cause: str, reads: int = 30) -> Event:
+    with pytest.raises(SafetyTripped) as info:
+        for _ in range(reads):
+            await read(rig)
+    assert info.value.violation.cause == cause
+    assert not await rig.output_is_on()
+    trip = await rig.log.wait_for(kind="trip", cause=cause)
+    assert trip.values["output_off_verified"] is True
+    return trip
+
+
+async def test_healthy_plating_reads_and_stays_on(rig: Rig) -> None:
+    await start_plating(rig)
+    for _ in range(5):
+        block = await read(rig)
+        assert len(block) >= 1
+        assert block.voltage_v[-1] == pytest.approx(-0.02, abs=2e-3)  # 1 mA through 20 ohm
+    assert await rig.output_is_on()
+    assert not rig.log.of_kind("trip")
+
+
+async def test_voltage_over_limit(rig: Rig) -> None:
+    await start_plating(rig)
+    await read(rig)
+    rig.cell.resistance_ohm = 2000.0  # the cell's resistance jumps: -2 V at 1 mA, beyond the -1 V window
+    trip = await expect_trip(rig, "voltage_under_limit")
+    assert trip.values["voltage_v"] == pytest.approx(-1.0, abs=1.5)  # compliance holds |V| at the window edge
+
+
+async def test_current_over_limit(rig: Rig) -> None:
+    await start_plating(rig)
+    await read(rig)
+    # someone turns the source up behind the controller's back (front panel, another client)
+    await rig.emulation.execute_line(":SOUR:CURR -0.008")
+    trip = await expect_trip(rig, "current_over_limit")
+    assert trip.values["current_a"] == pytest.approx(-0.008, rel=0.01)
+
+
+async def test_setpoint_beyond_the_limits_never_reaches_the_instrument(rig: Rig) -> None:
+    await start_plating(rig)
+    with pytest.raises(SetpointRefused):
+        await rig.supervisor.set_current(-0.02)
+    level = float(await rig.emulation.execute_line(":SOUR:CURR?") or "nan")
+    assert level == pytest.approx(-1e-3)
+
+
+async def test_stuck_reading(rig: Rig) -> None:
+    await start_plating(rig)
+    await read(rig)
+    rig.emulation.smu.noise = False  # the converter freezes: every reading identical
+    await expect_trip(rig, "stuck_reading", reads=60)
+
+
+async def test_instrument_timeout(rig: Rig) -> None:
+    await start_plating(rig)
+    await read(rig)
+    rig.server.faults.lost_reply(count=3)
+    trip = await expect_trip(rig, "instrument_error")
+    assert "timeout" in str(trip.values.get("cause", "")) + trip.message.lower()
+
+
+async def test_brief_disconnect_is_recovered(rig: Rig) -> None:
+    await start_plating(rig)
+    await read(rig)
+    await rig.server.disconnect_all()  # the connection drops once: the transport reconnects
+    block = await read(rig)
+    assert len(block) >= 1
+    assert await rig.output_is_on()
+
+
+async def test_lasting_disconnect(rig: Rig) -> None:
+    await start_plating(rig)
+    await read(rig)
+    await rig.server.disconnect_all()
+    rig.server.faults.disconnect(count=12)  # every command drops the link, for a while
+    with pytest.raises(SafetyTripped) as info:
+        for _ in range(30):
+            await read(rig)
+    assert info.value.violation.cause == "instrument_error"
+    await rig.supervisor.wait_secured()  # kept trying until the instrument answered again
+    assert not await rig.output_is_on()
+    confirmed = [e for e in rig.log.of_kind("secured") if e.values.get("output_off_verified")]
+    assert confirmed
+    trip = await rig.log.wait_for(kind="trip", cause="instrument_error")
+    assert "2450 under test" in trip.message
+
+
+async def test_nan_reading(rig: Rig) -> None:
+    await start_plating(rig)
+    await read(rig)
+    rig.cell.emf_v = float("nan")  # the cell model (or a broken converter) gives no number
+    await expect_trip(rig, "nan_reading")
+
+
+async def test_exception_inside_a_step(rig: Rig) -> None:
+    with pytest.raises(ZeroDivisionError):
+        async with rig.supervisor.guard("step 3"):
+            await start_plating(rig)
+            await read(rig)
+            _ = 1 / 0
+    assert not await rig.output_is_on()
+    event = await rig.log.wait_for(kind="trip", cause="exception")
+    assert "ZeroDivisionError" in event.message
+
+
+async def test_cancellation(rig: Rig) -> None:
+    started = asyncio.Event()
+
+    async def step() -> None:
+        async with rig.supervisor.guard("plating"):
+            await start_plating(rig)
+            started.set()
+            await asyncio.Event().wait()  # a step waiting forever
+
+    task = asyncio.create_task(step())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not await rig.output_is_on()
+    await rig.log.wait_for(kind="trip", cause="cancelled")
+
+
+async def test_watchdog(rig: Rig) -> None:
+    await start_plating(rig)
+    await read(rig)
+    rig.supervisor.start_watchdog()
+    await asyncio.sleep(0)
+    rig.clock.advance_by(10.0)  # no fresh sample for 10 read periods
+    await rig.log.wait_for(kind="trip", cause="watchdog")
+    assert not await rig.output_is_on()
+    await rig.supervisor.stop_watchdog()
+
+
+async def test_emergency_stop_is_fast_in_virtual_time(rig: Rig) -> None:
+    await start_plating(rig)
+    t0 = rig.clock.now()
+    await rig.supervisor.emergency_stop("test")
+    assert not await rig.output_is_on()
+    assert rig.clock.now() - t0 <= 0.1
+
+
+async def test_interlock_refuses_a_wrong_instrument(rig: Rig) -> None:
+    from licycler.safety import InterlockError
+
+    rig.supervisor.expected_identity = "MODEL 2460"
+    with pytest.raises(InterlockError, match="2460"):
+        await rig.supervisor.arm()
+    assert not await rig.output_is_on()
