@@ -26,10 +26,14 @@ async def read(rig: Rig, seconds: float = 1.0) -> SampleBlock:
     return await rig.supervisor.read_block()
 
 
+async def read_many(rig: Rig, reads: int) -> None:
+    for _ in range(reads):
+        await read(rig)
+
+
 async def expect_trip(rig: Rig, cause: str, reads: int = 30) -> Event:
     with pytest.raises(SafetyTripped) as info:
-        for _ in range(reads):
-            await read(rig)
+        await read_many(rig, reads)
     assert info.value.violation.cause == cause
     assert not await rig.output_is_on()
     trip = await rig.log.wait_for(kind="trip", cause=cause)
@@ -102,8 +106,7 @@ async def test_lasting_disconnect(rig: Rig) -> None:
     await rig.server.disconnect_all()
     rig.server.faults.disconnect(count=12)  # every command drops the link, for a while
     with pytest.raises(SafetyTripped) as info:
-        for _ in range(30):
-            await read(rig)
+        await read_many(rig, 30)
     assert info.value.violation.cause == "instrument_error"
     await rig.supervisor.wait_secured()  # kept trying until the instrument answered again
     assert not await rig.output_is_on()
@@ -121,11 +124,14 @@ async def test_nan_reading(rig: Rig) -> None:
 
 
 async def test_exception_inside_a_step(rig: Rig) -> None:
-    with pytest.raises(ZeroDivisionError):
+    async def failing_step() -> None:
         async with rig.supervisor.guard("step 3"):
             await start_plating(rig)
             await read(rig)
             _ = 1 / 0
+
+    with pytest.raises(ZeroDivisionError):
+        await failing_step()
     assert not await rig.output_is_on()
     event = await rig.log.wait_for(kind="trip", cause="exception")
     assert "ZeroDivisionError" in event.message
