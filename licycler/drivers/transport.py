@@ -376,8 +376,11 @@ class VisaTransport:
             pending = getattr(session, "_pending_buffer", None)
             if pending and term in pending:  # a line left over by pyvisa-py's last read
                 return _parse(op, _call_translated(_read_text, res))
-            await self._wait_readable(loop, sock, deadline)
-            if _peek_state(sock, term, self._scratch) == "line":
+            state = "empty"
+            while state == "empty":  # a wake-up may be stale (an event of the previous reply)
+                await self._wait_readable(loop, sock, deadline)
+                state = _peek_state(sock, term, self._scratch)
+            if state == "line":
                 try:
                     text = _read_text(res)
                 except (_BadReply, _ConnectionLost, _Timeout):
@@ -518,10 +521,15 @@ class VisaTransport:
 
     def _on_readable(self) -> None:
         fut = self._waiter
-        if fut is not None and not fut.done():
-            fut.set_result(True)
-        elif fut is None:
+        if fut is None:
             self._unwatch()
+        elif (
+            not fut.done()
+            and self._watched is not None
+            # an event collected before the last reply was read may arrive late: check
+            and select.select([self._watched], [], [], 0)[0]
+        ):
+            fut.set_result(True)
 
     def _unwatch(self) -> None:
         """Unregister the watched socket from the event loop (before it is closed)."""
@@ -627,13 +635,13 @@ def _writable_now(sock: socket.socket) -> bool:
 
 
 def _peek_state(sock: socket.socket, term: bytes, scratch: bytearray) -> str:
-    """After the socket turned readable: ``line`` if a whole reply line is there, else
-    ``partial``; raises _ConnectionLost if the peer hung up. Nothing is consumed (the peek goes
-    into ``scratch``)."""
+    """After the socket turned readable: ``line`` if a whole reply line is there, ``partial`` if
+    only part of one, ``empty`` if nothing after all; raises _ConnectionLost if the peer hung up.
+    Nothing is consumed (the peek goes into ``scratch``)."""
     try:
         n = sock.recv_into(scratch, len(scratch), socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except (BlockingIOError, InterruptedError):
-        return "partial"
+        return "empty"
     except OSError as exc:
         raise _ConnectionLost(_describe(exc)) from exc
     if n == 0:
