@@ -35,6 +35,9 @@ __all__ = ["ChannelRunner", "Progress", "RunObserver", "SegmentChannel", "StepEn
 CAPACITY_TOLERANCE = 1e-6
 """A capacity termination fires within 1 ppm of the target (so reading noise costs no extra sample)."""
 
+PRESSURE_PERIOD_S = 10.0
+"""Longest a segment runs before the stack pressure is read again (s), when the channel has a rig."""
+
 STORE_LAG_BATCHES = 32
 """How far the store may fall behind a hardware-free run before the run waits for it."""
 
@@ -292,18 +295,21 @@ class ChannelRunner:
         self._step_e = 0.0
         self._tail_t: list[float] = []
         self._tail_v: list[float] = []
+        self._paused_s = 0.0  # time paused or suspended: it does not count toward the step's time
         until = step.until
         while True:
             if self._command is not None and await self._handle_command(step) == "abort":
                 return StepEnd("aborted", self.progress.t_s)
-            block = await self._next_block(step, t0)
-            end = self._consume(step, t0, block)
+            if self.schedule.suspend is not None and await self._suspend_if_needed(step) == "abort":
+                return StepEnd("aborted", self.progress.t_s)
+            block = await self._next_block(step, t0 + self._paused_s)
+            end = self._consume(step, t0 + self._paused_s, block)
             if self._pending_rows >= FLUSH_ROWS:
                 self._flush()
                 await self._keep_up()
             if end is not None:
                 return end
-            if until.time_s is not None and self.progress.t_s - t0 >= until.time_s - 1e-9:
+            if until.time_s is not None and self.progress.t_s - t0 - self._paused_s >= until.time_s - 1e-9:
                 return StepEnd("time", self.progress.t_s)
 
     async def _next_block(self, step: Step, t0: float) -> SampleBlock:
@@ -322,6 +328,8 @@ class ChannelRunner:
 
     def _segment_length(self, step: Step, t0: float, dt: float) -> int:
         n = self.max_segment
+        if self.supervisor.rig is not None:  # the stack pressure is read between segments
+            n = min(n, math.ceil(PRESSURE_PERIOD_S / dt))
         until = step.until
         if until.time_s is not None:
             n = min(n, math.ceil((t0 + until.time_s - self.progress.t_s) / dt - 1e-9))
@@ -404,6 +412,7 @@ class ChannelRunner:
         if command == "pause" and self.machine.state is RunState.RUNNING:
             self.machine.to(RunState.PAUSED, "pause", "operator pause")
             await self.supervisor.secure("pause", "paused by the operator")
+            paused_at = self.clock.now()
             while True:
                 self._wake.clear()
                 await self._wake.wait()
@@ -416,8 +425,48 @@ class ChannelRunner:
             await self.supervisor.arm()
             await self._apply_setpoint(step)
             await self.supervisor.output_on()
+            self._paused_s += self.clock.now() - paused_at
+            self.progress.t_s = max(self.progress.t_s, self.clock.now())
             self.machine.to(RunState.RUNNING, "resume", "operator resume")
         return command or ""
+
+    async def _suspend_if_needed(self, step: Step) -> str:
+        """Suspension on a condition: stack pressure below the schedule's ``suspend`` threshold stops
+        the current (safe state) until the pressure is back above the resume threshold and has stayed
+        there for the settle time; then the step continues. Time in suspension does not count."""
+        rule, rig = self.schedule.suspend, self.supervisor.rig
+        if rule is None or rig is None:
+            return ""
+        pressure = await rig.read_pressure_pa()
+        if pressure >= rule.below_pa:
+            return ""
+        self.machine.to(RunState.SUSPENDED, "pressure_low",
+                        f"stack pressure {pressure:.4g} Pa below {rule.below_pa:.4g} Pa")  # fmt: skip
+        await self.supervisor.secure("suspended", "current stopped while the stack pressure is low",
+                                     {"pressure_pa": pressure})  # fmt: skip
+        suspended_at = self.clock.now()
+        settled_since: float | None = None
+        poll_s = max(self.read_period_s, rule.settle_s / 20.0) if rule.settle_s else self.read_period_s
+        while True:
+            if self._latest_command() == "abort":
+                return "abort"
+            now = self.clock.now()
+            pressure = await rig.read_pressure_pa()
+            if pressure >= rule.resume_above_pa:
+                settled_since = now if settled_since is None else settled_since
+                if now - settled_since >= rule.settle_s:
+                    break
+            else:
+                settled_since = None
+            await self.clock.sleep_until(now + poll_s)
+        await self.supervisor.arm()
+        await self._apply_setpoint(step)
+        await self.supervisor.output_on()
+        self._paused_s += self.clock.now() - suspended_at
+        self.progress.t_s = self.clock.now()  # the current restarts now: no charge across the gap
+        self.machine.to(RunState.RUNNING, "pressure_restored",
+                        f"stack pressure {pressure:.4g} Pa, settled for {rule.settle_s:g} s")  # fmt: skip
+        return "resumed"
 
     def _latest_command(self) -> str | None:
         """The command most recently given (read through a call: other tasks set it)."""

@@ -153,6 +153,8 @@ class InProcessSMU:
         """Source the present setpoint for up to ``n_samples`` samples; stop after the first sample
         whose voltage is above ``stop_above_v`` or below ``stop_below_v`` (V)."""
         self._check("run_segment")
+        # time that passed on the clock without readings (a suspension, a pause): those samples were not taken
+        self._k = max(self._k, math.floor(self.clock.now() / self.sample_period_s + 1e-9))
         return self._take(max(1, int(n_samples)), stop_above_v, stop_below_v)
 
     # --- the physics of an SMU ------------------------------------------------------------------

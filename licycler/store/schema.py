@@ -18,7 +18,18 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["SCHEMA_VERSION", "channels", "checkpoints", "cycles", "events", "metadata", "runs", "samples", "steps"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "channels",
+    "checkpoints",
+    "cycles",
+    "events",
+    "metadata",
+    "metrics",
+    "runs",
+    "samples",
+    "steps",
+]
 
 SCHEMA_VERSION = 1
 
@@ -119,6 +130,19 @@ events = Table(
     Column("message", Text, nullable=False),
     Column("values_json", Text, nullable=False),
 )
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("channel", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("time_s", Float, nullable=False),
+    Column("cycle", Integer, nullable=False),
+    Column("name", String(64), nullable=False),  # e.g. depletion_index, nucleation_overpotential_v
+    Column("value", Float),
+)
+"""Time series of what the monitors compute (one row per value), for reports and exports."""
 
 checkpoints = Table(
     "checkpoints",

@@ -99,6 +99,7 @@ class WriteBatch:
     steps: list[dict[str, Any]] = field(default_factory=list)
     cycles: list[dict[str, Any]] = field(default_factory=list)
     events: list[tuple[int, Event]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # rows: seq, time_s, cycle, name, value
     checkpoint: dict[str, Any] | None = None
     channel_status: str | None = None
 
@@ -199,6 +200,8 @@ class Store:
                     for seq, e in batch.events
                 ],
             )  # fmt: skip
+        if batch.metrics:
+            conn.execute(self._insert_ignore(s.metrics), [{**key, **r} for r in batch.metrics])
         if batch.checkpoint is not None:
             row = {**key, "updated_unix_s": time.time(), **batch.checkpoint}
             conn.execute(s.checkpoints.delete().where(s.checkpoints.c.run_id == batch.run_id,
@@ -222,6 +225,7 @@ class Store:
                 (s.events, s.events.c.seq, event_seq),
                 (s.steps, s.steps.c.step_seq, step_seq + 1),
                 (s.cycles, s.cycles.c.cycle, cycle),
+                (s.metrics, s.metrics.c.cycle, cycle),
             ):
                 conn.execute(
                     table.delete().where(table.c.run_id == run_id, table.c.channel == channel, column >= first)
@@ -283,6 +287,11 @@ class Store:
 
     def steps(self, run_id: str, channel: str | None = None) -> list[dict[str, Any]]:
         return self._rows(s.steps, run_id, channel, s.steps.c.step_seq)
+
+    def metrics(self, run_id: str, channel: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+        """Monitor values of a run (optionally one channel, one metric name), in sequence order."""
+        rows = self._rows(s.metrics, run_id, channel, s.metrics.c.seq)
+        return [r for r in rows if name is None or r["name"] == name]
 
     def events(self, run_id: str, channel: str | None = None) -> list[dict[str, Any]]:
         rows = self._rows(s.events, run_id, channel, s.events.c.seq)
