@@ -216,6 +216,13 @@ class ChannelRunner:
             self._flush(final=True)
             self.machine.to(RunState.FAULTED, "exception", f"{type(exc).__name__}: {exc}")
             return self.machine.state
+        except asyncio.CancelledError:  # SIGINT/SIGTERM or the controller stopping: already secured
+            if self.machine.can(RunState.STOPPING):
+                self.machine.to(RunState.STOPPING, "cancelled", "the controller is stopping")
+            if self.machine.can(RunState.ABORTED):
+                self.machine.to(RunState.ABORTED, "cancelled", "the controller stopped the run")
+            self._flush(final=True)
+            raise
         final = RunState.ABORTED if self._command == "abort" else RunState.COMPLETED
         if final is RunState.ABORTED and self.machine.state is not RunState.STOPPING:
             self.machine.to(RunState.STOPPING, "abort", "operator abort")
