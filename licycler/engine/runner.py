@@ -312,6 +312,7 @@ class ChannelRunner:
             block = await self._next_block(step, t0 + self._paused_s)
             end = self._consume(step, t0 + self._paused_s, block)
             if self._pending_rows >= FLUSH_ROWS:
+                await self._check_store()
                 self._flush()
                 await self._keep_up()
             if end is not None:
@@ -523,12 +524,18 @@ class ChannelRunner:
     def _flush(self, final: bool = False) -> None:
         if self.writer is None:
             return
-        if self.writer.failed is not None and not final:
-            raise SafetyTripped(_store_violation(self.clock.now(), self.writer.failed))
         batch = self._batch()
         if final:
             batch.channel_status = str(self.machine.state)
         self.writer.submit(batch)
+
+    async def _check_store(self) -> None:
+        """A failed store (full disk, lost database) secures the channel: data that cannot be kept
+        must not be produced."""
+        if self.writer is not None and self.writer.failed is not None:
+            violation = _store_violation(self.clock.now(), self.writer.failed)
+            await self.supervisor.trip(violation)
+            raise SafetyTripped(violation)
 
     async def _keep_up(self) -> None:
         """On a virtual clock the engine can outrun the database: wait for the writer when it falls
@@ -540,8 +547,7 @@ class ChannelRunner:
         """Commit a checkpoint with all data up to here, in one transaction."""
         if self.writer is None:
             return
-        if self.writer.failed is not None:
-            raise SafetyTripped(_store_violation(self.clock.now(), self.writer.failed))
+        await self._check_store()
         self.progress.accounting = self.accounting.state()
         batch = self._batch()
         batch.checkpoint = {

@@ -4,12 +4,18 @@ emulated instrument itself) and an event that names the cause."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from licycler.drivers import SampleBlock
-from licycler.events import Event
-from licycler.safety import SafetyTripped, SetpointRefused
+from licycler.engine import ChannelSetup, RunController, RunState
+from licycler.events import Event, FanOut
+from licycler.protocols import parse_schedule
+from licycler.safety import Limits, PressureInterlock, SafetyTripped, SetpointRefused
+from licycler.store import Store, WriteBatch
+from licycler.yamlsource import load_yaml_text
 
 from .conftest import Rig
 
@@ -181,3 +187,81 @@ async def test_interlock_refuses_a_wrong_instrument(rig: Rig) -> None:
     with pytest.raises(InterlockError, match="2460"):
         await rig.supervisor.arm()
     assert not await rig.output_is_on()
+
+
+async def test_pressure_lost(rig: Rig) -> None:
+    from licycler.drivers.mark10 import Mark10ForceGauge
+    from licycler.sim_instruments.mark10 import Mark10Emulation
+    from licycler.sim_instruments.serial_server import PtySerialServer
+    from licycler.sim_instruments.simple_rig import FirstOrderRig
+
+    model = FirstOrderRig(1.0e6, area_m2=1e-4, tau_s=0.0)  # 1 MPa on 1 cm^2: 100 N on the gauge
+    async with PtySerialServer(Mark10Emulation(model, rig.clock)) as serial:
+        gauge = Mark10ForceGauge(serial.resource, area_m2=1e-4)
+        await gauge.open()
+        rig.supervisor.rig = gauge
+        rig.supervisor.pressure_interlock = PressureInterlock(settle_s=3.0, settle_tolerance_pa=5e3, poll_s=1.0)
+        rig.supervisor.limits.push("protocol", Limits(pressure_min_pa=0.5e6, pressure_max_pa=2e6))
+        await start_plating(rig)
+        await read(rig)
+        model.set_pressure_setpoint(0.1e6, rig.clock.now())  # the clamp gives way
+        trip = await expect_trip(rig, "pressure_out_of_window")
+        assert "1e+05" in trip.message or "100000" in trip.message.replace(",", "")
+        await gauge.close()
+
+
+async def test_pressure_interlock_refuses_current_without_stack_pressure(rig: Rig) -> None:
+    from licycler.drivers.mark10 import Mark10ForceGauge
+    from licycler.safety import InterlockError
+    from licycler.sim_instruments.mark10 import Mark10Emulation
+    from licycler.sim_instruments.serial_server import PtySerialServer
+    from licycler.sim_instruments.simple_rig import FirstOrderRig
+
+    model = FirstOrderRig(0.2e6, area_m2=1e-4, tau_s=0.0)  # 200 kPa: below the 0.5 MPa window
+    async with PtySerialServer(Mark10Emulation(model, rig.clock)) as serial:
+        gauge = Mark10ForceGauge(serial.resource, area_m2=1e-4)
+        await gauge.open()
+        rig.supervisor.rig = gauge
+        rig.supervisor.limits.push("protocol", Limits(pressure_min_pa=0.5e6))
+        with pytest.raises(InterlockError, match="stack pressure"):
+            await rig.supervisor.arm()
+        assert not await rig.output_is_on()
+        await gauge.close()
+
+
+class FailingStore(Store):
+    """A store whose disk fills up after ``ok`` transactions."""
+
+    def __init__(self, url: str, ok: int) -> None:
+        super().__init__(url)
+        self.ok = ok
+
+    def write_many(self, batches: Sequence[WriteBatch]) -> None:
+        if self.ok <= 0:
+            raise OSError(28, "No space left on device")
+        self.ok -= 1
+        super().write_many(batches)
+
+
+async def test_store_failure(rig: Rig, tmp_path: Path) -> None:
+    text = """\
+name: cycling
+cell: {chemistry: Li||Li, electrode_area: 1 cm^2}
+limits: {voltage_min: -1 V, voltage_max: 1 V}
+steps:
+  - repeat:
+      count: 20
+      steps:
+        - plate: {current: 1 mA/cm^2, until: {time: 1 min}}
+        - strip: {current: 1 mA/cm^2, until: {time: 1 min}}
+"""
+    schedule = parse_schedule(load_yaml_text(text, "s.yaml"), text, "s.yaml")
+    store = FailingStore(f"sqlite:///{tmp_path / 'run.db'}", ok=3)
+    setup = ChannelSetup("A1", rig.supervisor, rig.clock)
+    controller = RunController(schedule, [setup], store, mode="station", events=FanOut(rig.log))
+    states = await controller.run()
+    assert states["A1"] is RunState.FAULTED
+    assert not await rig.output_is_on()
+    trip = await rig.log.wait_for(kind="trip", cause="store_failure")
+    assert "No space left" in trip.message
+    assert trip.values["output_off_verified"] is True
