@@ -196,6 +196,8 @@ class VisaTransport:
         self._sock: socket.socket | None = None
         self._unconfirmed = 0
         self._scratch = bytearray(1 << 16)
+        self._term = (read_termination or "\n")[-1].encode("ascii")
+        """The byte that ends a reply (pyvisa-py stops reading at the termination's last char)."""
         self._waiter: asyncio.Future[bool] | None = None
         self._watched: socket.socket | None = None
         self._watch_loop: asyncio.AbstractEventLoop | None = None
@@ -372,12 +374,13 @@ class VisaTransport:
                     raise _translate(exc) from exc
             if not op.reply:
                 return None
-            term = (res.read_termination or "\n")[-1].encode("ascii")
+            term = self._term
             pending = getattr(session, "_pending_buffer", None)
             if pending and term in pending:  # a line left over by pyvisa-py's last read
                 return _parse(op, _call_translated(_read_text, res))
-            state = "empty"
-            while state == "empty":  # a wake-up may be stale (an event of the previous reply)
+            # the reply may be there already (a fast instrument): look once before parking
+            state = _peek_state(sock, term, self._scratch)
+            while state == "empty":
                 await self._wait_readable(loop, sock, deadline)
                 state = _peek_state(sock, term, self._scratch)
             if state == "line":
