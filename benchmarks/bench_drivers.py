@@ -37,15 +37,17 @@ def _serve() -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()
 
 
-def _time_per_call(call: object, n: int) -> float:
-    start = time.perf_counter()
+def _time_per_call(call: object, n: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per call of ``call``."""
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         call()  # type: ignore[operator]
-    return (time.perf_counter() - start) / n
+    return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
 
 
-async def _measure(resource: str, n: int, rounds: int) -> tuple[float, float, float]:
-    """Best per-query time (s) of each client over ``rounds`` interleaved rounds of ``n``."""
+async def _measure(resource: str, n: int, rounds: int) -> tuple[list[float], list[float]]:
+    """Best per-query wall and CPU times (s) of raw socket, bare pyvisa and driver over
+    ``rounds`` interleaved rounds of ``n`` queries."""
     port = int(resource.split("::")[2])
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -61,21 +63,23 @@ async def _measure(resource: str, n: int, rounds: int) -> tuple[float, float, fl
     res = rm.open_resource(resource, read_termination="\n", write_termination="\n", timeout=2000)
     driver = Keithley2450.for_resource(resource, timeout_s=2.0)
     await driver.connect()
-    best = [float("inf")] * 3
+    wall = [float("inf")] * 3
+    cpu = [float("inf")] * 3
     try:
         for _ in range(rounds):
-            best[0] = min(best[0], _time_per_call(raw_query, n))
-            best[1] = min(best[1], _time_per_call(lambda: res.query(COMMAND), n))
-            start = time.perf_counter()
+            timings = [_time_per_call(raw_query, n), _time_per_call(lambda: res.query(COMMAND), n)]
+            start, cpu0 = time.perf_counter(), time.process_time()
             for _ in range(n):
                 await driver.voltage_limit_tripped()
-            best[2] = min(best[2], (time.perf_counter() - start) / n)
+            timings.append(((time.perf_counter() - start) / n, (time.process_time() - cpu0) / n))
+            for k, (w, c) in enumerate(timings):
+                wall[k], cpu[k] = min(wall[k], w), min(cpu[k], c)
     finally:
         await driver.close()
         res.close()
         stream.close()
         sock.close()
-    return best[0], best[1], best[2]
+    return wall, cpu
 
 
 def run(quick: bool) -> list[Result]:
@@ -83,10 +87,12 @@ def run(quick: bool) -> list[Result]:
     rounds = 5 if quick else 30
     proc, resource = _serve()
     try:
-        t_raw, t_bare, t_drv = (t * 1e6 for t in asyncio.run(_measure(resource, n, rounds)))
+        wall, cpu = asyncio.run(_measure(resource, n, rounds))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    t_raw, t_bare, t_drv = (t * 1e6 for t in wall)
+    c_bare, c_drv = cpu[1] * 1e6, cpu[2] * 1e6
     notes = f"best of {rounds} interleaved rounds of {n} queries; emulation in a sim-serve process"
     return [
         ratio_result("driver query vs bare pyvisa (per query)", t_drv, "us", t_bare,
@@ -95,4 +101,6 @@ def run(quick: bool) -> list[Result]:
                      "raw socket", notes=notes),
         ratio_result("bare pyvisa query vs raw socket (per query)", t_bare, "us", t_raw,
                      "raw socket", notes=notes),
+        ratio_result("driver query CPU vs bare pyvisa CPU (per query)", c_drv, "us", c_bare,
+                     "bare pyvisa CPU", notes="client process CPU time; " + notes),
     ]

@@ -29,6 +29,7 @@ Resources: ``TCPIP::host::port::SOCKET`` (raw SCPI sockets, port 5025 on most SM
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -56,6 +57,9 @@ T = TypeVar("T")
 
 _GUARD_MARGIN_S = 1.0
 """Extra time a worker thread gets beyond the resource timeout before the connection is abandoned."""
+
+_PEEK = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)
+"""recv flags: look at waiting input without consuming it or blocking."""
 
 _SAFE_UNCONFIRMED_BYTES = 4096
 """Bytes that may be written on a socket since the peer last replied without checking that the
@@ -108,27 +112,54 @@ def resource_key(resource: str) -> str:
 
 
 class _PortLock:
-    """An asyncio lock that the task holding it may enter again (one per port and event loop)."""
+    """A fair asyncio lock that the task holding it may enter again (one per port and loop).
+
+    Released ownership is handed to the first waiter directly (no barging).
+    """
+
+    _HANDED = object()
 
     def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._owner: asyncio.Task[Any] | None = None
+        self._owner: object = None
         self._depth = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def __aenter__(self) -> None:
         task = asyncio.current_task()
-        if task is not None and self._owner is task:
+        owner = self._owner
+        if owner is None:
+            self._owner, self._depth = task, 1
+            return
+        if owner is task:
             self._depth += 1
             return
-        await self._lock.acquire()
-        self._owner = task
-        self._depth = 1
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():  # it was handed to us: pass it on
+                self._owner, self._depth = task, 1
+                self._release()
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+            raise
+        self._owner, self._depth = task, 1
 
     async def __aexit__(self, *exc: object) -> None:
         self._depth -= 1
         if self._depth == 0:
-            self._owner = None
-            self._lock.release()
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self._owner = self._HANDED
+                fut.set_result(None)
+                return
+        self._owner = None
 
 
 _PORT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _PortLock]] = (
@@ -348,12 +379,15 @@ class VisaTransport:
         res, session, sock = self._res, self._session, self._sock
         assert sock is not None
         timeout = op.timeout_s if op.timeout_s is not None else self.timeout_s
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = time.monotonic() + timeout  # the event loop's clock is time.monotonic()
         try:
             try:
                 if op.check_sync:
-                    _check_in_sync(session)
+                    if getattr(session, "_pending_buffer", None):
+                        raise _BadReply("unread input was pending before the query")
+                    if select.select([sock], [], [], 0)[0]:
+                        _check_alive(sock)
+                        raise _BadReply("unread input was pending before the query")
                 elif op.send is not None:  # a write into a connection the peer closed is lost
                     _check_alive(sock)
             except Exception as exc:
@@ -362,7 +396,7 @@ class VisaTransport:
                 # the peer read everything up to its last reply; beyond a few kB unconfirmed,
                 # make sure the send buffer has room (pyvisa-py would block in select otherwise)
                 if self._unconfirmed > _SAFE_UNCONFIRMED_BYTES and not _writable_now(sock):
-                    await _wait_fd(loop, sock, deadline, write=True)
+                    await _wait_fd(asyncio.get_running_loop(), sock, deadline, write=True)
                 send = op.send
                 self._unconfirmed += len(send) + len(self.write_termination)
                 try:
@@ -381,7 +415,7 @@ class VisaTransport:
             # the reply may be there already (a fast instrument): look once before parking
             state = _peek_state(sock, term, self._scratch)
             while state == "empty":
-                await self._wait_readable(loop, sock, deadline)
+                await self._wait_readable(asyncio.get_running_loop(), sock, deadline)
                 state = _peek_state(sock, term, self._scratch)
             if state == "line":
                 try:
@@ -391,7 +425,7 @@ class VisaTransport:
                 except Exception as exc:
                     raise _translate(exc) from exc
             else:  # only part of the reply is there: the rest is on its way, read it in a thread
-                remaining = max(deadline - loop.time(), 0.001)
+                remaining = max(deadline - time.monotonic(), 0.001)
                 rest = _Op(reply=True, parse=_identity, timeout_s=remaining)
                 text = await self._in_thread(
                     functools.partial(_sync_op, op=rest, session=None),
@@ -624,7 +658,7 @@ def _check_alive(sock: socket.socket) -> None:
     if not select.select([sock], [], [], 0)[0]:
         return
     try:
-        peek = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        peek = sock.recv(1, _PEEK)
     except (BlockingIOError, InterruptedError):
         return
     except OSError as exc:
@@ -642,7 +676,7 @@ def _peek_state(sock: socket.socket, term: bytes, scratch: bytearray) -> str:
     only part of one, ``empty`` if nothing after all; raises _ConnectionLost if the peer hung up.
     Nothing is consumed (the peek goes into ``scratch``)."""
     try:
-        n = sock.recv_into(scratch, len(scratch), socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        n = sock.recv_into(scratch, len(scratch), _PEEK)
     except (BlockingIOError, InterruptedError):
         return "empty"
     except OSError as exc:
