@@ -10,6 +10,7 @@ transaction as the data before it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import pickle
@@ -89,6 +90,7 @@ class Progress:
     event_seq: int = 0
     t_s: float = 0.0
     run_charge_c: float = 0.0
+    last_step_charge_c: float = 0.0
     jumps: dict[str, int] = field(default_factory=dict)
     accounting: dict[str, Any] = field(default_factory=lambda: CycleAccounting().state())
     finished: bool = False
@@ -262,6 +264,9 @@ class ChannelRunner:
 
     # --- one step -------------------------------------------------------------------------------
     async def _run_step(self, step: Step) -> StepEnd:
+        if step.until.capacity_previous:  # capacity: previous -> the charge the last step passed
+            until = dataclasses.replace(step.until, capacity_c=abs(self.progress.last_step_charge_c))
+            step = dataclasses.replace(step, until=until)
         p = self.progress
         p.step_seq += 1
         t0 = p.t_s
@@ -284,6 +289,7 @@ class ChannelRunner:
             "energy_j": self._step_e, "ended_by": end.by,
         }  # fmt: skip
         self._steps.append(step_row)
+        p.last_step_charge_c = self._step_q
         self._notify("on_step", step_row)
         return end
 

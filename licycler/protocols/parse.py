@@ -214,10 +214,12 @@ def _until(f: Field | None, ctx: _Context, allowed: tuple[str, ...]) -> Until:
     if f is None:
         return Until()
     f.mapping(allowed)
-    values: dict[str, float] = {}
+    values: dict[str, Any] = {}
     for key, child in f.items():
         name = TERMINATION_FIELDS[key]
-        if key == "time":
+        if key == "capacity" and child.value == "previous":
+            values["capacity_previous"] = True
+        elif key == "time":
             values[name] = child.quantity(u.TIME, positive=True)
         elif key == "capacity":
             values[name] = ctx.charge(child, "a capacity")

@@ -48,7 +48,9 @@ class RecordSpec:
 class Until:
     """Terminations of a step; the first that holds ends it (SI, None: not used).
 
-    ``capacity_c`` is the magnitude of charge passed in the step; ``dv_dt_*`` compare |dV/dt|.
+    ``capacity_c`` is the magnitude of charge passed in the step; ``capacity_previous`` makes it the
+    charge the previous step passed (``capacity: previous``: strip back what was just plated);
+    ``dv_dt_*`` compare |dV/dt|.
     """
 
     time_s: float | None = None
@@ -58,10 +60,15 @@ class Until:
     dv_dt_above_v_per_s: float | None = None
     dv_dt_below_v_per_s: float | None = None
     current_below_a: float | None = None
+    capacity_previous: bool = False
 
     def names(self) -> list[str]:
         """The termination names in use (as in the YAML: ``time``, ``voltage_above`` ...)."""
-        return [n for n in TERMINATION_FIELDS if getattr(self, TERMINATION_FIELDS[n]) is not None]
+        return [
+            n
+            for n in TERMINATION_FIELDS
+            if getattr(self, TERMINATION_FIELDS[n]) is not None or (n == "capacity" and self.capacity_previous)
+        ]
 
 
 TERMINATION_FIELDS = {
