@@ -55,6 +55,12 @@ class LineServer:
                     answer = b"\xff\xfe\x80\n"
                 if text.startswith("TWICE"):
                     answer = answer + answer
+                if text.startswith("PIECES"):  # a long reply that arrives in two parts
+                    answer = b"x" * 100_000 + answer
+                    writer.write(answer[:50_000])
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+                    answer = answer[50_000:]
                 writer.write(answer)
                 await writer.drain()
         except ConnectionError:
@@ -99,6 +105,14 @@ async def test_query_write_and_context_manager(line_server: LineServer) -> None:
         await t.write_raw(b"RAW\n")
         assert await t.read_line() == "RAW #4"
     assert not t.is_open
+
+
+async def test_a_reply_arriving_in_pieces_is_read_whole(line_server: LineServer) -> None:
+    async with make(line_server.resource) as t:
+        reply = await t.query("PIECES")
+        assert reply.endswith("PIECES #1")
+        assert len(reply) == 100_000 + len("PIECES #1")
+        assert await t.query("AFTER") == "AFTER #2"
 
 
 async def test_concurrent_queries_are_serialised(line_server: LineServer) -> None:
