@@ -16,6 +16,9 @@
   a TCP socket is reopened (a new connection cannot carry the late reply of the old one), any other
   resource is flushed and drained until it stays quiet for one timeout. A stale reply is therefore
   never taken as the answer to the next command;
+- before a query, input already waiting (a late or extra reply, garbage) or a connection the
+  instrument closed is detected, and the connection is resynchronised first; before a write, a
+  closed connection is reopened (a write into it would be lost silently);
 - only idempotent queries are retried (``retries`` times); a lost connection is reopened with
   exponential backoff (``reconnect_backoff_s`` x 1, 2, 4 ...);
 - every failure raises :class:`~licycler.drivers.errors.DriverError` naming the instrument, the
