@@ -29,13 +29,14 @@ from licycler.protocols import load_protocol, load_schedule
 from licycler.protocols.schedule import Schedule
 from licycler.station import Station, load_station, open_station
 from licycler.store import DEFAULT_DB_URL, Store
+from licycler.telemetry import close_telemetry, telemetry_hook, telemetry_options
 
 __all__ = ["EXIT_INTERRUPTED", "register", "resolve_schedule"]
 
 EXIT_INTERRUPTED = 130
 
 ControllerHook = Callable[[RunController, argparse.Namespace], None]
-HOOKS: list[ControllerHook] = []
+HOOKS: list[ControllerHook] = [telemetry_hook]
 """Functions that attach things to a controller before it runs (telemetry, the live view)."""
 
 
@@ -70,6 +71,7 @@ async def _execute(controller: RunController, station: Station | None, printer: 
     try:
         return await controller.run()
     finally:
+        await close_telemetry(controller)
         if station is not None:
             await station.close()
 
@@ -174,9 +176,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--channels", type=int, default=1, help="simulated channels (with --sim)")
     p.add_argument("--seed", type=int, default=None, help="seed of the first simulated channel (with --sim)")
     _output_options(p)
+    telemetry_options(p)
     p.set_defaults(handler=_run)
     r = sub.add_parser("resume", help="continue a run whose controller died, from its last checkpoints")
     r.add_argument("run", help="run id")
     r.add_argument("--db", default=DEFAULT_DB_URL, help=f"database URL (default {DEFAULT_DB_URL})")
     _output_options(r)
+    telemetry_options(r)
     r.set_defaults(handler=_resume)
