@@ -127,7 +127,7 @@ class RunController:
             self.runners[setup.name] = ChannelRunner(
                 setup.name, self.schedule, setup.supervisor, clock=setup.clock, run_id=self.run_id,
                 writer=self.writer, events=self.events, progress=setup.progress, snapshot=setup.snapshot,
-                throttle_store=isinstance(setup.clock, VirtualClock),
+                throttle_store=isinstance(setup.clock, VirtualClock), read_period_s=setup.supervisor.read_period_s,
             )  # fmt: skip
             self.runners[setup.name].observers.extend(self.observers)
         tasks = {name: asyncio.create_task(r.run(), name=f"channel:{name}") for name, r in self.runners.items()}

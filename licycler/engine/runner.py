@@ -31,7 +31,16 @@ from licycler.safety.checks import Violation
 from licycler.safety.supervisor import ChannelSupervisor, SafetyTripped
 from licycler.store.sql import SampleRows, StoreWriter, WriteBatch
 
-__all__ = ["ChannelRunner", "Progress", "RunObserver", "SegmentChannel", "StepEnd", "VoltageSource", "pickle_snapshot"]
+__all__ = [
+    "ChannelRunner",
+    "Progress",
+    "ReadSchedule",
+    "RunObserver",
+    "SegmentChannel",
+    "StepEnd",
+    "VoltageSource",
+    "pickle_snapshot",
+]
 
 CAPACITY_TOLERANCE = 1e-6
 """A capacity termination fires within 1 ppm of the target (so reading noise costs no extra sample)."""
@@ -108,6 +117,38 @@ class StepEnd:
     t_s: float
 
 
+class ReadSchedule:
+    """Reads at a fixed rate (k x period from the first), not "period after the last read", so the
+    rate does not drift; keeps how late each read started and how many were missed (s)."""
+
+    def __init__(self, period_s: float, keep: int = 100_000) -> None:
+        self.period_s = period_s
+        self.missed = 0
+        self.count = 0
+        self._due: float | None = None
+        self._lateness = np.zeros(keep)
+
+    def next_due(self, now: float) -> float:
+        if self._due is None:
+            self._due = now
+        else:
+            self._due += self.period_s
+            if now > self._due + self.period_s:  # a whole period passed: those reads are lost
+                skipped = int((now - self._due) // self.period_s)
+                self.missed += skipped
+                self._due += skipped * self.period_s
+        return self._due
+
+    def started(self, now: float) -> None:
+        assert self._due is not None
+        self._lateness[self.count % len(self._lateness)] = max(0.0, now - self._due)
+        self.count += 1
+
+    def lateness_s(self) -> np.ndarray:
+        """How late the kept reads started (s)."""
+        return self._lateness[: min(self.count, len(self._lateness))].copy()
+
+
 class _EventBuffer:
     """Numbers this channel's events and keeps them for the next store batch."""
 
@@ -175,6 +216,7 @@ class ChannelRunner:
         self.last_block: SampleBlock | None = None
         self.failure: str | None = None
         self.observers: list[RunObserver] = []
+        self.reads = ReadSchedule(read_period_s)
 
     # --- operator commands (states of the engine, not flags in steps) ---------------------------
     def pause(self) -> None:
@@ -334,7 +376,8 @@ class ChannelRunner:
                 n, stop_above_v=step.until.voltage_above_v, stop_below_v=step.until.voltage_below_v
             )
         else:
-            await self.clock.sleep_until(self.clock.now() + self.read_period_s)
+            await self.clock.sleep_until(self.reads.next_due(self.clock.now()))
+            self.reads.started(self.clock.now())
             block = await self.supervisor.read_block()
         self.last_block = block
         await asyncio.sleep(0)  # let other channels, commands and sinks run between blocks
