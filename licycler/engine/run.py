@@ -123,11 +123,12 @@ class RunController:
         self._layer_limits()
         self._register()
         await self.safety.secure_all("startup", "securing every channel before the run")
-        for setup in self.setups:
+        for k, setup in enumerate(self.setups):
             self.runners[setup.name] = ChannelRunner(
                 setup.name, self.schedule, setup.supervisor, clock=setup.clock, run_id=self.run_id,
                 writer=self.writer, events=self.events, progress=setup.progress, snapshot=setup.snapshot,
                 throttle_store=isinstance(setup.clock, VirtualClock), read_period_s=setup.supervisor.read_period_s,
+                read_phase_s=setup.supervisor.read_period_s * k / len(self.setups),
             )  # fmt: skip
             self.runners[setup.name].observers.extend(self.observers)
         tasks = {name: asyncio.create_task(r.run(), name=f"channel:{name}") for name, r in self.runners.items()}

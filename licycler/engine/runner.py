@@ -119,10 +119,12 @@ class StepEnd:
 
 class ReadSchedule:
     """Reads at a fixed rate (k x period from the first), not "period after the last read", so the
-    rate does not drift; keeps how late each read started and how many were missed (s)."""
+    rate does not drift; keeps how late each read started and how many were missed (s). Channels of
+    one station get different phases so that their reads do not all fall due at the same instant."""
 
-    def __init__(self, period_s: float, keep: int = 100_000) -> None:
+    def __init__(self, period_s: float, keep: int = 100_000, phase_s: float = 0.0) -> None:
         self.period_s = period_s
+        self.phase_s = phase_s
         self.missed = 0
         self.count = 0
         self._due: float | None = None
@@ -130,7 +132,7 @@ class ReadSchedule:
 
     def next_due(self, now: float) -> float:
         if self._due is None:
-            self._due = now
+            self._due = now + self.phase_s
         else:
             self._due += self.period_s
             if now > self._due + self.period_s:  # a whole period passed: those reads are lost
@@ -187,6 +189,7 @@ class ChannelRunner:
         read_period_s: float = 1.0,
         max_segment: int = 1000,
         throttle_store: bool = False,
+        read_phase_s: float = 0.0,
     ) -> None:
         self.name = name
         self.schedule = schedule
@@ -216,7 +219,7 @@ class ChannelRunner:
         self.last_block: SampleBlock | None = None
         self.failure: str | None = None
         self.observers: list[RunObserver] = []
-        self.reads = ReadSchedule(read_period_s)
+        self.reads = ReadSchedule(read_period_s, phase_s=read_phase_s)
 
     # --- operator commands (states of the engine, not flags in steps) ---------------------------
     def pause(self) -> None:
