@@ -41,7 +41,7 @@ class OutputOffMode(StrEnum):
 class SampleBlock:
     """A block of readings: instrument time (s), terminal voltage (V) and current (A), equal lengths.
 
-    Overrange and no-data readings are NaN (drivers map 9.91E+37 and similar sentinels to NaN).
+    Overrange readings are +-inf (SCPI 9.9E+37), no-data readings NaN (SCPI 9.91E+37).
     """
 
     time_s: FloatArray

@@ -36,24 +36,31 @@ __all__ = [
 ]
 
 SCPI_NAN_THRESHOLD = 9.9e37
-"""Readings of this magnitude or more are SCPI's "no data" (9.91E+37) or overflow (9.9E+37)."""
+"""Readings of this magnitude or more are SCPI sentinels: overflow (9.9E+37, read as +-inf) or
+"not a number" / no data (9.91E+37, read as NaN)."""
+SCPI_NOT_A_NUMBER = 9.905e37
+"""Between the overflow (9.9E+37) and not-a-number (9.91E+37) sentinels."""
 
 _ERROR_ENTRY = re.compile(r'\s*([+-]?\d+)\s*,\s*"(.*)"\s*', re.S)
 
 
 def parse_number(text: str) -> float:
-    """One numeric reply as a float; no-data and overflow sentinels are NaN (ValueError if not a
+    """One numeric reply as a float; overflow is +-inf and no data NaN (ValueError if not a
     number, which the transport treats as a garbled reply)."""
-    value = float(text)
-    return math.nan if abs(value) >= SCPI_NAN_THRESHOLD else value
+    return float(_sentinels(np.array([float(text)]))[0])
 
 
 def parse_numbers(text: str) -> npt.NDArray[np.float64]:
-    """A comma-separated list of numbers (sentinels as NaN)."""
+    """A comma-separated list of numbers (overflow as +-inf, no data as NaN)."""
     if not text.strip():
         return np.empty(0)
-    values = np.array([float(x) for x in text.split(",")], dtype=np.float64)
-    values[np.abs(values) >= SCPI_NAN_THRESHOLD] = np.nan
+    return _sentinels(np.array([float(x) for x in text.split(",")], dtype=np.float64))
+
+
+def _sentinels(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    magnitude = np.abs(values)
+    values = np.where(magnitude >= SCPI_NAN_THRESHOLD, np.copysign(np.inf, values), values)
+    values[magnitude >= SCPI_NOT_A_NUMBER] = np.nan
     return values
 
 

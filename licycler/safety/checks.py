@@ -70,10 +70,10 @@ class BlockChecker:
                 }
                 found.append(Violation(cause, message.format(v=v[k], i=i[k]), float(t[k]), values))
 
-        bad = ~np.isfinite(v) | ~np.isfinite(i)
+        bad = np.isnan(v) | np.isnan(i)
         first(bad, "nan_reading", "reading is not a number (V = {v}, I = {i})")
-        over = (np.abs(v) >= OVERRANGE) | (np.abs(i) >= OVERRANGE)
-        first(over & ~bad, "overrange", "reading is an overrange/no-data sentinel (V = {v:g}, I = {i:g})")
+        over = (np.abs(v) >= OVERRANGE) | (np.abs(i) >= OVERRANGE)  # +-inf or an unmapped sentinel
+        first(over & ~bad, "overrange", "reading is beyond the instrument's range (V = {v:g}, I = {i:g})")
         ok = ~bad & ~over
         if limits.voltage_max_v is not None:
             first(

@@ -82,6 +82,14 @@ async def test_setpoint_beyond_the_limits_never_reaches_the_instrument(rig: Rig)
     assert level == pytest.approx(-1e-3)
 
 
+async def test_overrange_reading(rig: Rig) -> None:
+    await start_plating(rig)
+    await read(rig)
+    await rig.emulation.execute_line(":SENS:VOLT:RANG 0.02")  # a fixed 20 mV range: -20 mV readings overflow
+    rig.cell.resistance_ohm = 100.0
+    await expect_trip(rig, "overrange")
+
+
 async def test_stuck_reading(rig: Rig) -> None:
     await start_plating(rig)
     await read(rig)
