@@ -112,7 +112,9 @@ async def test_a_subscriber_on_the_machines_broker_sees_valid_payloads_of_the_wh
 
 
 @pytest.fixture
-async def running_station(auth_broker: Mosquitto, tmp_path: Path) -> AsyncIterator[tuple[RunController, str]]:
+async def running_station(
+    auth_broker: Mosquitto, tmp_path: Path
+) -> AsyncIterator[tuple[RunController, str, asyncio.Task[dict[str, RunState]]]]:
     """A run on a paced dummy channel, publishing as user ``station`` on the broker with an ACL."""
     station = station_name("acl")
     ctl = controller(long_schedule(), Store(f"sqlite:///{tmp_path / 'st.db'}"), ["ch1"], speed=50.0)
@@ -121,16 +123,16 @@ async def running_station(auth_broker: Mosquitto, tmp_path: Path) -> AsyncIterat
         attach(ctl, auth_broker.url("station"), station, options=FAST)
         task = asyncio.create_task(ctl.run())
         await next_message(watcher, lambda p: p.get("state") == "running")
-        yield ctl, station
+        yield ctl, station, task
         ctl.abort()
         await asyncio.wait_for(task, 10)
         await close_telemetry(ctl, 2.0)
 
 
 async def test_wrong_password_and_commands_outside_the_acl_are_refused(
-    auth_broker: Mosquitto, running_station: tuple[RunController, str]
+    auth_broker: Mosquitto, running_station: tuple[RunController, str, Any]
 ) -> None:
-    ctl, station = running_station
+    ctl, station, _ = running_station
     with pytest.raises(aiomqtt.MqttError):  # a wrong password never gets a connection
         async with mqtt_client(auth_broker.url("operator", "wrong")) as intruder:
             await intruder.publish(command_topic(station, "ch1", "estop"), command(), qos=1)
@@ -152,9 +154,9 @@ async def test_wrong_password_and_commands_outside_the_acl_are_refused(
 
 
 async def test_operator_commands_are_validated_and_carried_out(
-    auth_broker: Mosquitto, running_station: tuple[RunController, str]
+    auth_broker: Mosquitto, running_station: tuple[RunController, str, Any]
 ) -> None:
-    ctl, station = running_station
+    ctl, station, run = running_station
     async with mqtt_client(auth_broker.url("operator")) as operator:
         await operator.subscribe(f"licycler/{station}/ch1/state", qos=1)
         stale = await send_command(operator, station, "ch1", "pause", command(issued=time.time() - 3600))
@@ -175,6 +177,7 @@ async def test_operator_commands_are_validated_and_carried_out(
         await next_message(operator, lambda p: p.get("type") == "state" and p["state"] == "running")
         assert (await send_command(operator, station, "ch1", "abort"))["ok"]
         await next_message(operator, lambda p: p.get("type") == "state" and p["state"] == "aborted")
+    await asyncio.wait_for(asyncio.shield(run), 10)  # the run's log is in its store once it has ended
     decisions = [e for e in ctl.store.events(ctl.run_id, "ch1") if e["source"] == "telemetry"]  # type: ignore[union-attr]
     assert [e["cause"] for e in decisions] == ["remote_pause", "remote_resume", "remote_abort"]
 
