@@ -188,9 +188,11 @@ class ChannelSupervisor:
 
     async def wait_pressure_settled(self) -> float | None:
         """Read the rig until it has stayed in its window and within the settle tolerance for the
-        settle time; returns the last pressure (Pa). Raises :class:`InterlockError` when it leaves."""
-        if self.rig is None:
-            return None
+        settle time; returns the last pressure (Pa). Raises :class:`InterlockError` when it leaves.
+        Without a pressure window in the limits there is nothing to wait for (returns None)."""
+        eff = self.limits.effective
+        if self.rig is None or (eff.pressure_min_pa is None and eff.pressure_max_pa is None):
+            return None  # no rig, or no pressure window: no pressure interlock
         spec = self.pressure_interlock
         readings: list[tuple[float, float]] = []
         start = self.clock.now()
