@@ -273,3 +273,17 @@ steps:
     trip = await rig.log.wait_for(kind="trip", cause="store_failure")
     assert "No space left" in trip.message
     assert trip.values["output_off_verified"] is True
+
+
+async def test_a_failing_telemetry_sink_never_blocks_safety(rig: Rig) -> None:
+    class DeadBroker:
+        def emit(self, event: Event) -> None:
+            raise ConnectionError("broker gone")
+
+    fan = FanOut(DeadBroker(), rig.log)
+    rig.supervisor.events = fan
+    await start_plating(rig)
+    await read(rig)
+    rig.cell.resistance_ohm = 2000.0
+    await expect_trip(rig, "voltage_under_limit")
+    assert fan.failures["DeadBroker"] >= 2  # every event it was given failed, and was counted
