@@ -25,6 +25,7 @@ from licycler.engine.resume import plan_resume
 from licycler.engine.sim import twin_setups
 from licycler.errors import UserError
 from licycler.events import Event
+from licycler.live import close_live, live_hook, live_options
 from licycler.protocols import load_protocol, load_schedule
 from licycler.protocols.schedule import Schedule
 from licycler.station import Station, load_station, open_station
@@ -36,7 +37,7 @@ __all__ = ["EXIT_INTERRUPTED", "register", "resolve_schedule"]
 EXIT_INTERRUPTED = 130
 
 ControllerHook = Callable[[RunController, argparse.Namespace], None]
-HOOKS: list[ControllerHook] = [telemetry_hook]
+HOOKS: list[ControllerHook] = [telemetry_hook, live_hook]
 """Functions that attach things to a controller before it runs (telemetry, the live view)."""
 
 
@@ -71,6 +72,7 @@ async def _execute(controller: RunController, station: Station | None, printer: 
     try:
         return await controller.run()
     finally:
+        await close_live(controller)
         await close_telemetry(controller)
         if station is not None:
             await station.close()
@@ -176,11 +178,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--channels", type=int, default=1, help="simulated channels (with --sim)")
     p.add_argument("--seed", type=int, default=None, help="seed of the first simulated channel (with --sim)")
     _output_options(p)
+    live_options(p)
     telemetry_options(p)
     p.set_defaults(handler=_run)
     r = sub.add_parser("resume", help="continue a run whose controller died, from its last checkpoints")
     r.add_argument("run", help="run id")
     r.add_argument("--db", default=DEFAULT_DB_URL, help=f"database URL (default {DEFAULT_DB_URL})")
     _output_options(r)
+    live_options(r)
     telemetry_options(r)
     r.set_defaults(handler=_resume)
