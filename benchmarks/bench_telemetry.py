@@ -40,7 +40,6 @@ from licycler.safety import ChannelSupervisor, Limits, LimitStack
 from licycler.sim_instruments.dummy_cell import DummyCell
 from licycler.sim_instruments.keithley2450 import Keithley2450 as Keithley2450Emulation
 from licycler.sim_instruments.scpi.server import ScpiTcpServer
-from licycler.store import Store
 from licycler.store.sql import SampleRows
 from licycler.telemetry import Telemetry, TelemetryOptions, attach, close_telemetry, command_topic, parse_mqtt_url
 from licycler.telemetry.payloads import encode, sample_payload
@@ -247,18 +246,18 @@ def run(quick: bool) -> list[Result]:
     stats = telemetry.stats()
     notes = (f"{CHANNELS} ch x {RATE_HZ:g} Hz for {seconds:g} s: {published} samples in "
              f"{stats['messages_published']} messages, dropped {stats['samples_dropped']}")  # fmt: skip
+    estop_notes = f"median {1e3 * statistics.median(estops):.1f} ms of {len(estops)}, emulated 2450 over TCP"
     return [
         ratio_result("telemetry CPU, 64 ch x 10 Hz batched", 100 * cpu, "% core", 5.0, "required 5 %",
-                     target="<= 1.0", notes=notes),  # fmt: skip
+                     target="<= 1.0", notes=notes),
         ratio_result("telemetry CPU vs raw aiomqtt loop", 100 * cpu, "% core", 100 * raw_cpu,
-                     "raw aiomqtt publish (same messages)", notes="the raw loop sends pre-encoded payloads"),  # fmt: skip
+                     "raw aiomqtt publish (same messages)", notes="the raw loop sends pre-encoded payloads"),
         ratio_result("recorder: samples in its database", written, "samples", published, "published",
-                     target=">= 1.0", notes=f"all in {lag:.2f} s after the last sample; SQLite"),  # fmt: skip
+                     target=">= 1.0", notes=f"all in {lag:.2f} s after the last sample; SQLite"),
         ratio_result("recorder CPU", 100 * rec_cpu, "% core", 100.0, "one core", target="<= 0.5"),
         ratio_result("estop over MQTT to output off (max)", 1e3 * max(estops), "ms", 200.0, "required 200 ms",
-                     target="<= 1.0", notes=f"median {1e3 * statistics.median(estops):.1f} ms of {len(estops)}, "
-                                            "emulated 2450 over TCP"),  # fmt: skip
-    ]
+                     target="<= 1.0", notes=estop_notes),
+    ]  # fmt: skip
 
 
 def _concat_example() -> SampleRows:
