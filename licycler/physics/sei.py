@@ -16,6 +16,7 @@ dominates (R ~ delta_i / kappa_i gives S_P ~ V kappa_i / delta_i^2).
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from licycler.physics._types import ArrayLike, FloatOrArray, as_result, f64
 
@@ -43,6 +44,10 @@ def sei_resistance(
     )
 
 
+def _resistance(*layers: ArrayLike) -> npt.NDArray[np.float64]:
+    return f64(sei_resistance(*layers))
+
+
 def sei_local_current_galvanostatic(
     mean_current_density: ArrayLike,
     inner_thickness: ArrayLike,
@@ -54,23 +59,11 @@ def sei_local_current_galvanostatic(
 ) -> FloatOrArray:
     """Current density (A/m^2) at a spot whose inner layer is ``local_inner_thickness`` thick,
     under an imposed mean current density: j = j_mean R / R_spot."""
-    r = f64(
-        sei_resistance(
-            inner_thickness,
-            inner_conductivity,
-            outer_thickness,
-            outer_conductivity,
-            charge_transfer_resistance,
-        )
+    r = _resistance(
+        inner_thickness, inner_conductivity, outer_thickness, outer_conductivity, charge_transfer_resistance
     )
-    r_spot = f64(
-        sei_resistance(
-            local_inner_thickness,
-            inner_conductivity,
-            outer_thickness,
-            outer_conductivity,
-            charge_transfer_resistance,
-        )
+    r_spot = _resistance(
+        local_inner_thickness, inner_conductivity, outer_thickness, outer_conductivity, charge_transfer_resistance
     )
     return as_result(f64(mean_current_density) * r / r_spot)
 
@@ -84,14 +77,8 @@ def sei_local_current_potentiostatic(
     local_inner_thickness: ArrayLike,
 ) -> FloatOrArray:
     """Current density (A/m^2) at a spot under an imposed interface voltage (V): j = V / R_spot."""
-    r_spot = f64(
-        sei_resistance(
-            local_inner_thickness,
-            inner_conductivity,
-            outer_thickness,
-            outer_conductivity,
-            charge_transfer_resistance,
-        )
+    r_spot = _resistance(
+        local_inner_thickness, inner_conductivity, outer_thickness, outer_conductivity, charge_transfer_resistance
     )
     return as_result(f64(interface_voltage) / r_spot)
 
@@ -105,14 +92,8 @@ def sei_sensitivity_galvanostatic(
     charge_transfer_resistance: ArrayLike,
 ) -> FloatOrArray:
     """S_G = |dj / d delta_i| = j_mean / (R kappa_i), A/m^3, at an unperturbed spot."""
-    r = f64(
-        sei_resistance(
-            inner_thickness,
-            inner_conductivity,
-            outer_thickness,
-            outer_conductivity,
-            charge_transfer_resistance,
-        )
+    r = _resistance(
+        inner_thickness, inner_conductivity, outer_thickness, outer_conductivity, charge_transfer_resistance
     )
     return as_result(np.abs(f64(mean_current_density)) / (r * f64(inner_conductivity)))
 
@@ -126,13 +107,7 @@ def sei_sensitivity_potentiostatic(
     charge_transfer_resistance: ArrayLike,
 ) -> FloatOrArray:
     """S_P = |dj / d delta_i| = V / (R^2 kappa_i), A/m^3, at an unperturbed spot."""
-    r = f64(
-        sei_resistance(
-            inner_thickness,
-            inner_conductivity,
-            outer_thickness,
-            outer_conductivity,
-            charge_transfer_resistance,
-        )
+    r = _resistance(
+        inner_thickness, inner_conductivity, outer_thickness, outer_conductivity, charge_transfer_resistance
     )
     return as_result(np.abs(f64(interface_voltage)) / (r**2 * f64(inner_conductivity)))
