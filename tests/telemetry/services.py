@@ -76,6 +76,7 @@ class Mosquitto:
     folder: Path
     users: dict[str, str] = field(default_factory=dict)
     acl: str | None = None
+    tls: tuple[Path, Path, Path] | None = None  # CA, server certificate, server key
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[str] | None = None
     log: list[str] = field(default_factory=list)
@@ -91,6 +92,9 @@ class Mosquitto:
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", "set_tcp_nodelay true",
                  "log_dest stderr", "log_type error", "log_type warning", "log_type notice", "log_type information",
                  f"user {getpass.getuser()}", "max_queued_messages 100000"]  # fmt: skip
+        if self.tls is not None:
+            ca, cert, key = self.tls
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
         if self.users:
             passwd = self.folder / "passwd"
             passwd.touch(mode=0o600)
@@ -144,9 +148,33 @@ class Mosquitto:
                 self.kill()
 
 
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    if shutil.which("openssl") is None:
+        unavailable("openssl is not installed")
+    ca, ca_key = folder / "ca.pem", folder / "ca.key"
+    cert, key, csr, ext = folder / "server.pem", folder / "server.key", folder / "server.csr", folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for command in (
+        ["req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "1", "-subj", "/CN=licycler test CA"],
+        ["req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "1",
+         "-extfile", ext],
+    ):  # fmt: skip
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True, timeout=30)
+    key.chmod(0o600)
+    return ca, cert, key
+
+
 @contextmanager
-def mosquitto(folder: Path, users: dict[str, str] | None = None, acl: str | None = None) -> Iterator[Mosquitto]:
-    broker = Mosquitto(folder, users or {}, acl)
+def mosquitto(
+    folder: Path,
+    users: dict[str, str] | None = None,
+    acl: str | None = None,
+    tls: tuple[Path, Path, Path] | None = None,
+) -> Iterator[Mosquitto]:
+    broker = Mosquitto(folder, users or {}, acl, tls)
     broker.start()
     try:
         yield broker

@@ -4,6 +4,7 @@ with a password file and an ACL."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +25,7 @@ from licycler.sim_instruments.dummy_cell import DummyCell
 from licycler.sim_instruments.keithley2450 import Keithley2450 as Keithley2450Emulation
 from licycler.sim_instruments.scpi.server import ScpiTcpServer
 from licycler.store import Store
-from licycler.telemetry import TelemetryOptions, attach, close_telemetry, command_topic, validate
+from licycler.telemetry import TelemetryOptions, attach, close_telemetry, command_topic, parse_mqtt_url, validate
 
 from .helpers import (
     clear_retained,
@@ -37,7 +38,7 @@ from .helpers import (
     send_command,
     station_name,
 )
-from .services import Mosquitto, ensure_system_broker, mosquitto
+from .services import Mosquitto, ensure_system_broker, make_certificates, mosquitto
 
 FAST = TelemetryOptions(sample_interval_s=0.05, status_interval_s=0.5, drain_timeout_s=10.0)
 
@@ -236,3 +237,25 @@ async def test_estop_over_mqtt_turns_an_emulated_2450_output_off_within_200_ms(a
 
 async def _smode_is_high_impedance(emulation: Keithley2450Emulation) -> bool:
     return str(emulation.smode.get("CURR", "")).upper().startswith("HIMP")
+
+
+async def test_telemetry_over_tls_with_a_password(tmp_path: Path) -> None:
+    ca, cert, key = make_certificates(tmp_path)
+    with mosquitto(tmp_path, USERS, ACL, tls=(ca, cert, key)) as broker:
+        tls = f"mqtts://{{}}@127.0.0.1:{broker.port}?ca={ca}"
+        station = station_name("tls")
+        ctl = controller(schedule(2), None, ["ch1"])
+        async with mqtt_client(tls.format("visitor:vi-secret")) as watcher:
+            await watcher.subscribe(f"licycler/{station}/ch1/cycle", qos=1)
+            attach(ctl, tls.format("station:st-secret"), station, options=FAST)
+            await ctl.run()
+            first = await next_message(watcher, lambda p: p.get("type") == "cycle")
+            await close_telemetry(ctl)
+        assert first["cycle"] == 1
+        with pytest.raises(aiomqtt.MqttError):  # TLS without the lab's CA: the certificate is not trusted
+            async with mqtt_client(f"mqtts://visitor:vi-secret@127.0.0.1:{broker.port}"):
+                pass
+        plain = dataclasses.replace(parse_mqtt_url(broker.url("visitor")), timeout_s=0.5)
+        with pytest.raises(aiomqtt.MqttError):  # plain TCP to a TLS listener: no CONNACK ever comes
+            async with plain.client():
+                pass
