@@ -156,8 +156,17 @@ def load_run(store: Store, run_id: str) -> RunData:
         metrics: dict[str, list[dict[str, Any]]] = {}
         for m in store.metrics(run_id, name):
             metrics.setdefault(str(m["name"]), []).append(m)
+        events = store.events(run_id, name)
         channels.append(ChannelData(
-            name, float(row["area_m2"]), str(row["status"]), store.samples(run_id, name), store.steps(run_id, name),
-            store.cycles(run_id, name), store.events(run_id, name), metrics,
+            name, float(row["area_m2"]), _status(row, events), store.samples(run_id, name), store.steps(run_id, name),
+            store.cycles(run_id, name), events, metrics,
         ))  # fmt: skip
     return RunData(run, channels)
+
+
+def _status(row: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    """The channel's state: the last transition it made (the channels table may lag behind a fault)."""
+    for e in reversed(events):
+        if e["kind"] == "transition" and e["values"].get("to"):
+            return str(e["values"]["to"])
+    return str(row["status"])

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
+from matplotlib import colormaps as cmaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -26,6 +27,7 @@ __all__ = [
     "envelope",
     "overpotential_figure",
     "pressure_figure",
+    "profile_figure",
     "render_figures",
     "time_scale",
     "voltage_figure",
@@ -147,6 +149,57 @@ def voltage_figure(data: RunData) -> Figure:
     return fig
 
 
+def _step_kinds(ch: ChannelData) -> npt.NDArray[np.str_]:
+    """The kind of step (``plate``, ``strip`` ...) each sample was taken in."""
+    if not ch.steps or not len(ch.samples):
+        return np.full(len(ch.samples), "", dtype="<U8")
+    seqs = np.array([s["step_seq"] for s in ch.steps], dtype=np.int64)
+    kinds = np.array([s["kind"] for s in ch.steps], dtype="<U8")
+    order = np.argsort(seqs)
+    pos = np.clip(np.searchsorted(seqs[order], ch.samples.step_seq), 0, len(seqs) - 1)
+    found = seqs[order][pos] == ch.samples.step_seq
+    return np.where(found, kinds[order][pos], "")
+
+
+def profile_figure(data: RunData, max_cycles: int = 5, max_channels: int = 4) -> Figure:
+    """Voltage against areal capacity for a few cycles (first, last and between), plating and
+    stripping, one panel per channel: the nucleation dip, the plateaus and their drift."""
+    chans = data.channels[:max_channels]
+    fig, axes = _new(1, max(len(chans), 1), height_in=3.8)
+    for ax, ch in zip(axes, chans, strict=False):
+        s = ch.samples
+        kinds = _step_kinds(ch)
+        sourcing = (kinds == "plate") | (kinds == "strip")
+        cycles = np.unique(s.cycle[sourcing]) if len(s) else np.empty(0, dtype=np.int64)
+        if not cycles.size:
+            _note(ax, "no plating or stripping recorded")
+        else:
+            pick = cycles[np.unique(np.linspace(0, cycles.size - 1, min(max_cycles, cycles.size)).round().astype(int))]
+            colours = [cmaps["viridis"](x) for x in np.linspace(0.0, 0.85, pick.size)]
+            per_cm2 = 3.6 * ch.area_m2 * 1e4  # C per mAh/cm^2
+            for colour, c in zip(colours, pick, strict=True):
+                for kind, style in (("plate", "-"), ("strip", "--")):
+                    m = (s.cycle == c) & (kinds == kind)
+                    if m.any():
+                        ax.plot(np.abs(s.charge_c[m]) / per_cm2, s.voltage_v[m] * 1e3, linestyle=style, color=colour,
+                                linewidth=0.9, label=f"cycle {c}" if kind == "plate" else None)  # fmt: skip
+            v = s.voltage_v[sourcing] * 1e3
+            lo, hi = np.percentile(v, [0.5, 99.5])
+            pad = 0.15 * max(hi - lo, 1.0)
+            ax.set_ylim(lo - pad, hi + pad)
+            ax.legend(fontsize=7, frameon=False)
+        ax.set_title(f"{ch.name} (solid: plating, dashed: stripping)", loc="left", fontsize=9)
+        ax.set_xlabel("Areal capacity (mAh/cm²)")
+        ax.set_ylabel("Voltage (mV)")
+        ax.grid(alpha=0.3)
+    if not chans:
+        axes[0].set_xlabel("Areal capacity (mAh/cm²)")
+        axes[0].set_ylabel("Voltage (mV)")
+        _note(axes[0], "no channels")
+    fig.suptitle("Voltage profiles of selected cycles", x=0.02, ha="left", fontweight="bold")
+    return fig
+
+
 def ce_figure(data: RunData) -> Figure:
     """Coulombic efficiency per cycle, and the lithium retained (cumulative CE) with its projection to 80 %."""
     fig, (ax_ce, ax_ret) = _new(1, 2, height_in=4.0)
@@ -161,7 +214,10 @@ def ce_figure(data: RunData) -> Figure:
         proj = ch.projection()
         ax_ret.plot(proj.cycles, proj.retained * 100, marker="o", markersize=3, linewidth=0.9, color=colour,
                     label=ch.name)  # fmt: skip
-        if proj.cycle is not None and not proj.measured and proj.ce_recent is not None:
+        if proj.cycle is not None and proj.measured:
+            ax_ret.annotate(f"{proj.cycle:.0f}", (proj.cycle, proj.retention * 100), textcoords="offset points",
+                            xytext=(4, 6), fontsize=8, color=colour)  # fmt: skip
+        elif proj.cycle is not None and proj.ce_recent is not None:
             last = float(proj.cycles[-1])
             ahead = np.linspace(last, proj.cycle, 50)
             ax_ret.plot(ahead, proj.retained[-1] * proj.ce_recent ** (ahead - last) * 100, linestyle="--",
@@ -295,6 +351,7 @@ def pressure_figure(data: RunData) -> Figure:
 
 FIGURES: dict[str, tuple[str, Callable[[RunData], Figure]]] = {
     "voltage": ("Voltage against time", voltage_figure),
+    "profiles": ("Voltage profiles of selected cycles", profile_figure),
     "ce": ("Coulombic efficiency and projection to 80 %", ce_figure),
     "depletion": ("Depletion index", depletion_figure),
     "overpotential": ("Overpotentials per cycle", overpotential_figure),
