@@ -114,7 +114,7 @@ class Telemetry:
         self.connected = asyncio.Event()
         self.counters: dict[str, int] = {
             "connects": 0, "connection_failures": 0, "messages_published": 0, "samples_published": 0,
-            "records_published": 0,
+            "records_published": 0, "unencodable": 0,
         }  # fmt: skip
         self.created_unix_s = time.time()
         self._states: dict[str, _ChannelState] = {name: _ChannelState() for name in self.channels}
@@ -141,7 +141,7 @@ class Telemetry:
             seq = self._event_seq(channel)
             key = record_key("event", self.run_id, channel, seq) if seq is not None else None
             payload = event_payload(event, station=self.station, run_id=self.run_id, channel=channel, seq=seq, key=key)
-            self.outbox.put(Record(channel_topic(self.station, channel, "event"), encode(payload), key))
+            self._put(Record(channel_topic(self.station, channel, "event"), b"", key), payload)
         if event.kind == "transition" and event.channel in self._states:
             st = self._states[event.channel]
             st.state, st.cause, st.time_s = str(event.values.get("to", st.state)), event.cause, event.time_s
@@ -171,8 +171,19 @@ class Telemetry:
             return
         key = record_key(kind, run_id, channel, number)
         payload = row_payload(kind, row, station=self.station, run_id=run_id, channel=channel, key=key)
-        self.outbox.put(Record(channel_topic(self.station, channel, kind), encode(payload), key))
+        self._put(Record(channel_topic(self.station, channel, kind), b"", key), payload)
         self._wake.set()
+
+    def _put(self, record: Record, payload: dict[str, Any]) -> None:
+        """Queue ``record`` with ``payload`` encoded; a payload that cannot be encoded is counted
+        and logged (never raised into the engine)."""
+        try:
+            record.payload = encode(payload)
+        except (TypeError, ValueError) as exc:
+            self.counters["unencodable"] += 1
+            _log.error("telemetry %s: cannot encode a %s record: %s", self.station, payload.get("type"), exc)
+            return
+        self.outbox.put(record)
 
     def _event_seq(self, channel: str) -> int | None:
         """The number the channel's runner gives this event in the store's event log (None before
@@ -227,7 +238,7 @@ class Telemetry:
 
     def _put_run(self, status: str) -> None:
         payload = self._run_payload(status)
-        self.outbox.put(Record(station_topic(self.station, "run"), encode(payload), payload["key"], retain=True))
+        self._put(Record(station_topic(self.station, "run"), b"", payload["key"], retain=True), payload)
         self._wake.set()
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -278,7 +289,7 @@ class Telemetry:
                        row["values"], row["unix_time_s"])  # fmt: skip
             payload = event_payload(ev, station=self.station, run_id=run_id, channel=row["channel"], seq=row["seq"],
                                     key=key)  # fmt: skip
-            self.outbox.put(Record(channel_topic(self.station, row["channel"], "event"), encode(payload), key))
+            self._put(Record(channel_topic(self.station, row["channel"], "event"), b"", key), payload)
 
     def _failed(self, exc: BaseException) -> None:
         self.counters["connection_failures"] += 1
@@ -319,6 +330,8 @@ class Telemetry:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        except Exception:  # the connection task failed: what it left is reported below
+            _log.exception("telemetry %s: the connection task failed", self.station)
         if not drained:
             _log.warning(
                 "telemetry %s closed with %d record(s) unconfirmed and %d sample(s) unsent",
@@ -489,7 +502,7 @@ class Telemetry:
         new, self._reported_drops = dropped - self._reported_drops, dropped
         _log.warning("telemetry %s dropped %d sample(s) (%d in all): the broker is slow or unreachable",
                      self.station, new, dropped)  # fmt: skip
-        if self.controller is not None:
+        if self.controller is not None and self._run_final is None:  # into the run's log while it runs
             setups = self.controller.setups
             self.controller.events.emit(Event(
                 setups[0].clock.now() if setups else 0.0, "telemetry", "telemetry", "samples_dropped",
