@@ -42,12 +42,14 @@ from .services import Mosquitto, ensure_system_broker, make_certificates, mosqui
 
 FAST = TelemetryOptions(sample_interval_s=0.05, status_interval_s=0.5, drain_timeout_s=10.0)
 
-ACL = """\
+STATION = "bench-1"
+ACL = f"""\
 user station
-topic readwrite licycler/#
+topic readwrite licycler/{STATION}/#
+topic read licycler/_recorder/+/status
 
 user operator
-topic write licycler/+/+/cmd/+
+topic write licycler/{STATION}/+/cmd/+
 topic read licycler/#
 
 user visitor
@@ -117,7 +119,7 @@ async def running_station(
     auth_broker: Mosquitto, tmp_path: Path
 ) -> AsyncIterator[tuple[RunController, str, asyncio.Task[dict[str, RunState]]]]:
     """A run on a paced dummy channel, publishing as user ``station`` on the broker with an ACL."""
-    station = station_name("acl")
+    station = STATION  # the broker is this test's own
     ctl = controller(long_schedule(), Store(f"sqlite:///{tmp_path / 'st.db'}"), ["ch1"], speed=50.0)
     async with mqtt_client(auth_broker.url("visitor")) as watcher:
         await watcher.subscribe(f"licycler/{station}/ch1/state", qos=1)
@@ -201,7 +203,7 @@ async def test_estop_over_mqtt_turns_an_emulated_2450_output_off_within_200_ms(a
         log = EventLog()
         ctl = RunController(long_schedule(), [ChannelSetup("A1", supervisor, clock, instrument="2450")], None,
                             mode="station", events=FanOut(log))  # fmt: skip
-        station = station_name("estop")
+        station = STATION
         attach(ctl, auth_broker.url("station"), station, options=FAST)
         run = asyncio.create_task(ctl.run())
         host, port = server.resource.split("::")[1:3]
@@ -243,7 +245,7 @@ async def test_telemetry_over_tls_with_a_password(tmp_path: Path) -> None:
     ca, cert, key = make_certificates(tmp_path)
     with mosquitto(tmp_path, USERS, ACL, tls=(ca, cert, key)) as broker:
         tls = f"mqtts://{{}}@127.0.0.1:{broker.port}?ca={ca}"
-        station = station_name("tls")
+        station = STATION
         ctl = controller(schedule(2), None, ["ch1"])
         async with mqtt_client(tls.format("visitor:vi-secret")) as watcher:
             await watcher.subscribe(f"licycler/{station}/ch1/cycle", qos=1)
