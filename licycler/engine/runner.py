@@ -14,7 +14,7 @@ import dataclasses
 import json
 import math
 import pickle
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,6 +26,7 @@ from licycler.drivers.interfaces import SampleBlock, SourceMeasureChannel
 from licycler.engine.accounting import CycleAccounting, RecordFilter, interval_products
 from licycler.engine.states import RunState, StateMachine
 from licycler.events import Event, EventSink, FanOut
+from licycler.monitors import Decision, MonitorSuite
 from licycler.protocols.schedule import Schedule, Step
 from licycler.safety.checks import Violation
 from licycler.safety.supervisor import ChannelSupervisor, SafetyTripped
@@ -103,6 +104,7 @@ class Progress:
     jumps: dict[str, int] = field(default_factory=dict)
     accounting: dict[str, Any] = field(default_factory=lambda: CycleAccounting().state())
     finished: bool = False
+    monitors: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,6 +222,9 @@ class ChannelRunner:
         self.failure: str | None = None
         self.observers: list[RunObserver] = []
         self.reads = ReadSchedule(read_period_s, phase_s=read_phase_s)
+        self.monitors: MonitorSuite | None = (
+            MonitorSuite(schedule, name, self.events.emit, self.progress.monitors) if schedule.watch.enabled else None
+        )
 
     # --- operator commands (states of the engine, not flags in steps) ---------------------------
     def pause(self) -> None:
@@ -322,9 +327,14 @@ class ChannelRunner:
             self.supervisor.limits.push(f"step {step.index}", step.limits)
         self.supervisor.checker.new_step()
         self.recorder.start_step(t0)
+        self._step_q = self._step_e = self._paused_s = 0.0
         try:
-            await self._apply_setpoint(step)
-            end = await self._step_loop(step, t0)
+            step, stop = await self._monitor_start(step, t0)
+            if stop:
+                end = StepEnd("aborted", t0)
+            else:
+                await self._apply_setpoint(step)
+                end = await self._step_loop(step, t0)
         finally:
             if step.limits is not None:
                 self.supervisor.limits.pop(f"step {step.index}")
@@ -336,7 +346,7 @@ class ChannelRunner:
         self._steps.append(step_row)
         p.last_step_charge_c = self._step_q
         self._notify("on_step", step_row)
-        return end
+        return await self._monitor_end(end, t0)
 
     async def _apply_setpoint(self, step: Step) -> None:
         if step.kind == "hold":
@@ -354,14 +364,19 @@ class ChannelRunner:
         self._tail_t: list[float] = []
         self._tail_v: list[float] = []
         self._paused_s = 0.0  # time paused or suspended: it does not count toward the step's time
-        until = step.until
         while True:
             if self._command is not None and await self._handle_command(step) == "abort":
                 return StepEnd("aborted", self.progress.t_s)
             if self.schedule.suspend is not None and await self._suspend_if_needed(step) == "abort":
                 return StepEnd("aborted", self.progress.t_s)
             block = await self._next_block(step, t0 + self._paused_s)
+            t_prev = self.progress.t_s
             end = self._consume(step, t0 + self._paused_s, block)
+            if self.monitors is not None:
+                step, stop = await self._monitor_block(step, t0, t_prev, block, end is None)
+                if stop:
+                    return StepEnd("aborted", self.progress.t_s)
+            until = step.until  # a derate may have stretched it
             if self._pending_rows >= FLUSH_ROWS:
                 await self._check_store()
                 self._flush()
@@ -500,33 +515,138 @@ class ChannelRunner:
         pressure = await rig.read_pressure_pa()
         if pressure >= rule.below_pa:
             return ""
-        self.machine.to(RunState.SUSPENDED, "pressure_low",
-                        f"stack pressure {pressure:.4g} Pa below {rule.below_pa:.4g} Pa")  # fmt: skip
-        await self.supervisor.secure("suspended", "current stopped while the stack pressure is low",
-                                     {"pressure_pa": pressure})  # fmt: skip
+
+        async def restored(_since: float, _now: float) -> tuple[bool, str]:
+            p = await rig.read_pressure_pa()
+            return p >= rule.resume_above_pa, f"stack pressure {p:.4g} Pa"
+
+        return await self._suspend(
+            step, ("pressure_low", f"stack pressure {pressure:.4g} Pa below {rule.below_pa:.4g} Pa"),
+            ("current stopped while the stack pressure is low", {"pressure_pa": pressure}),
+            restored, rule.settle_s, "pressure_restored",
+        )  # fmt: skip
+
+    async def _suspend(
+        self,
+        step: Step | None,
+        why: tuple[str, str],
+        secure: tuple[str, dict[str, Any]],
+        ready: Callable[[float, float], Awaitable[tuple[bool, str]]],
+        settle_s: float,
+        resumed_cause: str,
+    ) -> str:
+        """Stop the current (safe state) until ``ready(suspended_at, now)`` has held for ``settle_s``,
+        then source ``step``'s setpoint again (none when None). Time suspended does not count."""
+        self.machine.to(RunState.SUSPENDED, *why)
+        await self.supervisor.secure("suspended", *secure)
         suspended_at = self.clock.now()
         settled_since: float | None = None
-        poll_s = max(self.read_period_s, rule.settle_s / 20.0) if rule.settle_s else self.read_period_s
+        poll_s = max(self.read_period_s, settle_s / 20.0) if settle_s else self.read_period_s
         while True:
             if self._latest_command() == "abort":
                 return "abort"
             now = self.clock.now()
-            pressure = await rig.read_pressure_pa()
-            if pressure >= rule.resume_above_pa:
+            ok, said = await ready(suspended_at, now)
+            if ok:
                 settled_since = now if settled_since is None else settled_since
-                if now - settled_since >= rule.settle_s:
+                if now - settled_since >= settle_s:
                     break
             else:
                 settled_since = None
             await self.clock.sleep_until(now + poll_s)
         await self.supervisor.arm()
-        await self._apply_setpoint(step)
+        if step is not None:
+            await self._apply_setpoint(step)
+        else:
+            await self.supervisor.set_current(0.0)
         await self.supervisor.output_on()
         self._paused_s += self.clock.now() - suspended_at
         self.progress.t_s = self.clock.now()  # the current restarts now: no charge across the gap
-        self.machine.to(RunState.RUNNING, "pressure_restored",
-                        f"stack pressure {pressure:.4g} Pa, settled for {rule.settle_s:g} s")  # fmt: skip
+        self.machine.to(RunState.RUNNING, resumed_cause, f"{said}, settled for {settle_s:g} s")
         return "resumed"
+
+    # --- monitors (licycler.monitors): their findings become decisions, applied here --------------
+    async def _monitor_pressure(self) -> float | None:
+        rig = self.supervisor.rig
+        if rig is None:
+            return None
+        try:
+            return await rig.read_pressure_pa()
+        except Exception:  # a monitor's reading never stops control (the supervisor checks the rig)
+            return None
+
+    def _monitor_failed(self, exc: Exception) -> None:
+        self.monitors = None
+        self.events.emit(Event(self.progress.t_s, "engine", "monitor", "monitor_failure",
+                               f"monitors stopped: {type(exc).__name__}: {exc}", self.name))  # fmt: skip
+
+    async def _monitor_start(self, step: Step, t0: float) -> tuple[Step, bool]:
+        if self.monitors is None:
+            return step, False
+        try:
+            pressure = await self._monitor_pressure()
+            decisions = self.monitors.start_step(step, self.progress.step_seq, t0, self.accounting.cycle, pressure)
+        except Exception as exc:
+            self._monitor_failed(exc)
+            return step, False
+        return await self._apply_decision(step, decisions, sourcing=False)
+
+    async def _monitor_block(
+        self, step: Step, t0: float, t_prev: float, block: SampleBlock, running: bool
+    ) -> tuple[Step, bool]:
+        assert self.monitors is not None
+        try:
+            elapsed = self.progress.t_s - t0 - self._paused_s
+            due = self.monitors.add_block(block.time_s, block.voltage_v, block.current_a, t_prev, self._step_q, elapsed)
+            decisions = self.monitors.process(await self._monitor_pressure()) if due and running else []
+        except Exception as exc:
+            self._monitor_failed(exc)
+            return step, False
+        return await self._apply_decision(step, decisions, sourcing=True)
+
+    async def _monitor_end(self, end: StepEnd, t0: float) -> StepEnd:
+        if self.monitors is None:
+            return end
+        try:
+            decisions = self.monitors.end_step(end.by, self._step_q, end.t_s - t0 - self._paused_s)
+        except Exception as exc:
+            self._monitor_failed(exc)
+            return end
+        _, stop = await self._apply_decision(None, decisions, sourcing=False)
+        return StepEnd("aborted", end.t_s) if stop and end.by != "aborted" else end
+
+    async def _apply_decision(self, step: Any, decisions: list[Decision], *, sourcing: bool) -> tuple[Any, bool]:
+        """Apply the monitors' decisions (their events are already out). ``step`` is the running step
+        (None once it has ended), ``sourcing`` whether its setpoint is on. Returns the step (a derate
+        lowers its current and stretches its time) and whether the run stops here."""
+        for d in decisions:
+            if d.action == "derate" and step is not None and d.current_a is not None:
+                until = step.until if d.time_limit_s is None else dataclasses.replace(step.until, time_s=d.time_limit_s)
+                step = dataclasses.replace(step, current_a=d.current_a, until=until)
+                if sourcing:
+                    await self.supervisor.set_current(d.current_a)  # checked like any setpoint
+                if self.monitors is not None:
+                    self.monitors.applied_derate(d)
+            elif d.action == "suspend" and self.monitors is not None:
+                suite = self.monitors
+
+                async def ready(
+                    since: float, now: float, d: Decision = d, suite: MonitorSuite = suite
+                ) -> tuple[bool, str]:
+                    return suite.resume_ready(d, since, now, await self._monitor_pressure())
+
+                numbers: dict[str, Any] = {k: v for k, v in d.values.items() if isinstance(v, int | float)}
+                why = (f"monitor_{d.finding.cause}", d.message)
+                settle = float(d.resume.get("settle", 0.0))
+                if await self._suspend(step, why, (d.message, numbers), ready, settle, "monitor_resume") == "abort":
+                    return step, True
+            elif d.action == "abort":
+                self.machine.to(RunState.STOPPING, "monitor_abort", d.message)
+                said: dict[str, Any] = {k: v for k, v in d.values.items() if isinstance(v, int | float | str)}
+                await self.supervisor.secure("monitor_abort", d.message, {"finding": d.finding.cause, **said})
+                self._command = "abort"
+                return step, True
+        return step, False
 
     def _latest_command(self) -> str | None:
         """The command most recently given (read through a call: other tasks set it)."""
@@ -566,9 +686,16 @@ class ChannelRunner:
     def _add_cycle(self, row: dict[str, Any]) -> None:
         self._cycles.append(row)
         self._notify("on_cycle", row)
+        if self.monitors is not None:
+            try:
+                self.monitors.end_cycle(row)
+            except Exception as exc:
+                self._monitor_failed(exc)
 
     def _batch(self) -> WriteBatch:
-        batch = WriteBatch(self.run_id, self.name, self._samples, self._steps, self._cycles, self.buffer.pending)
+        metrics = self.monitors.take_metrics() if self.monitors is not None else []
+        batch = WriteBatch(self.run_id, self.name, self._samples, self._steps, self._cycles, self.buffer.pending,
+                           metrics)  # fmt: skip
         self._samples, self._steps, self._cycles, self.buffer.pending = [], [], [], []
         self._pending_rows = 0
         return batch
@@ -601,6 +728,8 @@ class ChannelRunner:
             return
         await self._check_store()
         self.progress.accounting = self.accounting.state()
+        if self.monitors is not None:
+            self.progress.monitors = self.monitors.state(self.accounting.cycle)
         batch = self._batch()
         batch.checkpoint = {
             "sample_seq": self.progress.sample_seq,

@@ -9,11 +9,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from licycler import units as u
 from licycler.protocols.schedule import (
     TERMINATION_FIELDS,
+    WATCH_ACTIONS,
+    WATCH_FINDINGS,
+    WATCH_RESUME,
     Action,
     Cell,
     RecordSpec,
@@ -21,8 +25,12 @@ from licycler.protocols.schedule import (
     Step,
     SuspendRule,
     Until,
+    Watch,
+    WatchModel,
+    WatchRule,
 )
 from licycler.safety.limits import Limits
+from licycler.sim_instruments.twin.config import ELECTROLYTE_PRESETS
 from licycler.yamlsource import Field, InputError, load_yaml, load_yaml_text
 
 __all__ = ["MAX_STEPS", "load_schedule", "parse_schedule"]
@@ -32,7 +40,10 @@ MAX_STEPS = 2_000_000
 
 CHEMISTRIES = ("Li||Li", "Li||Cu")
 STEP_KINDS = ("rest", "plate", "strip", "hold", "pulse", "pressure", "repeat")
-TOP_KEYS = ("schedule", "name", "description", "cell", "limits", "record", "suspend", "steps")
+TOP_KEYS = ("schedule", "name", "description", "cell", "limits", "record", "suspend", "watch", "steps")
+WATCH_KEYS = ("enabled", "every", "period", "model", "retention", "target_cycles", "ce_window", "reservoir", "rules")
+MODEL_KEYS = ("electrolyte", "separator", "alpha", "void_alpha", "contact_stiffness", "adhesion_strength",
+              "stack_pressure", "creep", "inventory")  # fmt: skip
 LIMIT_KEYS: dict[str, tuple[str, u.Dimension]] = {
     "voltage_min": ("voltage_min_v", u.VOLTAGE),
     "voltage_max": ("voltage_max_v", u.VOLTAGE),
@@ -106,6 +117,7 @@ def parse_schedule(data: Any, text: str = "", source: str = "<string>") -> Sched
         raise root["limits"].error("a schedule must give voltage_min and voltage_max (the run's voltage window)")
     record = _record(root.get("record"), ctx)
     suspend = _suspend(root.get("suspend"))
+    watch = _watch(root.get("watch"), ctx)
     steps_f = root["steps"]
     if not steps_f.sequence():
         raise steps_f.error("a schedule needs at least one step")
@@ -119,6 +131,7 @@ def parse_schedule(data: Any, text: str = "", source: str = "<string>") -> Sched
         record=record,
         steps=tuple(ctx.steps),
         suspend=suspend,
+        watch=watch,
         source=source,
         text=text,
         sha256=hashlib.sha256(text.encode()).hexdigest(),
@@ -168,6 +181,129 @@ def _suspend(f: Field | None) -> SuspendRule | None:
         raise p["resume_above"].error("must be above 'below', so that suspending and resuming do not chatter")
     settle = p.get("settle")
     return SuspendRule(below, above, settle.quantity(u.TIME, non_negative=True) if settle else 60.0)
+
+
+def _watch(f: Field | None, ctx: _Context) -> Watch:
+    """The ``watch:`` section (docs/schedule.md, docs/monitors.md); absent: every default."""
+    if f is None:
+        return Watch()
+    f.mapping(WATCH_KEYS)
+    enabled = f.get("enabled")
+    every = f.get("every")
+    period = f.get("period")
+    retention = f.get("retention")
+    target = f.get("target_cycles")
+    window = f.get("ce_window")
+    reservoir = f.get("reservoir")
+    labels = ("reservoir", "final-strip")
+    if reservoir is not None:
+        reservoir.mapping(("plate", "final_strip"))
+        labels = (
+            reservoir["plate"].text() if reservoir.get("plate") else labels[0],
+            reservoir["final_strip"].text() if reservoir.get("final_strip") else labels[1],
+        )
+    return Watch(
+        enabled=enabled.boolean() if enabled else True,
+        every_s=every.quantity(u.TIME, positive=True) if every else 300.0,
+        period_s=period.quantity(u.TIME, positive=True) if period else 60.0,
+        model=_watch_model(f.get("model"), ctx),
+        rules=_watch_rules(f.get("rules")),
+        retention=retention.quantity(u.DIMENSIONLESS, positive=True, maximum=1.0) if retention else 0.8,
+        target_cycles=float(target.integer(minimum=1)) if target else 1000.0,
+        ce_window=window.integer(minimum=2) if window else 10,
+        reservoir_label=labels[0],
+        final_strip_label=labels[1],
+    )
+
+
+def _watch_model(f: Field | None, ctx: _Context) -> WatchModel:
+    if f is None:
+        return WatchModel()
+    f.mapping(MODEL_KEYS)
+    values: dict[str, Any] = {}
+    if (el := f.get("electrolyte")) is not None:
+        el.mapping(("preset", "diffusivity", "concentration", "transference_number"))
+        if (preset := el.get("preset")) is not None:
+            base = ELECTROLYTE_PRESETS[preset.text(tuple(ELECTROLYTE_PRESETS))]
+            values.update(diffusivity_m2_s=base.diffusivity_m2_s, concentration_mol_m3=base.concentration_mol_m3,
+                          transference_number=base.transference_number)  # fmt: skip
+        if (d := el.get("diffusivity")) is not None:
+            values["diffusivity_m2_s"] = d.quantity(u.DIFFUSIVITY, positive=True)
+        if (c := el.get("concentration")) is not None:
+            values["concentration_mol_m3"] = c.quantity(u.CONCENTRATION, positive=True)
+        if (t := el.get("transference_number")) is not None:
+            values["transference_number"] = t.quantity(u.DIMENSIONLESS, non_negative=True, maximum=0.999)
+    if (sep := f.get("separator")) is not None:
+        sep.mapping(("thickness", "porosity", "bruggeman", "tortuosity"))
+        if (th := sep.get("thickness")) is not None:
+            values["thickness_m"] = th.quantity(u.LENGTH, positive=True)
+        if (po := sep.get("porosity")) is not None:
+            values["porosity"] = po.quantity(u.DIMENSIONLESS, positive=True, maximum=1.0)
+        if (br := sep.get("bruggeman")) is not None:
+            values["bruggeman"] = br.quantity(u.DIMENSIONLESS, non_negative=True)
+        if (to := sep.get("tortuosity")) is not None:
+            values["tortuosity"] = to.quantity(u.DIMENSIONLESS, minimum=1.0)
+    for key, name, dim in (
+        ("alpha", "alpha", u.DIMENSIONLESS),
+        ("void_alpha", "void_alpha", u.DIMENSIONLESS),
+    ):
+        if (v := f.get(key)) is not None:
+            values[name] = v.quantity(dim, minimum=1.0)
+    if (k := f.get("contact_stiffness")) is not None:
+        values["contact_stiffness_pa_m"] = k.quantity(u.CONTACT_STIFFNESS, positive=True)
+    if (a := f.get("adhesion_strength")) is not None:
+        values["adhesion_strength_pa"] = a.quantity(u.PRESSURE, non_negative=True)
+    if (p := f.get("stack_pressure")) is not None:
+        values["stack_pressure_pa"] = p.quantity(u.PRESSURE, non_negative=True)
+    if (cr := f.get("creep")) is not None:
+        cr.mapping(("prefactor", "exponent", "protrusion_length", "stress_concentration"))
+        if (pf := cr.get("prefactor")) is not None:
+            values["creep_prefactor"] = pf.quantity(u.DIMENSIONLESS, non_negative=True)
+        if (ex := cr.get("exponent")) is not None:
+            values["creep_exponent"] = ex.quantity(u.DIMENSIONLESS, positive=True)
+        if (pl := cr.get("protrusion_length")) is not None:
+            values["protrusion_length_m"] = pl.quantity(u.LENGTH, positive=True)
+        if (sc := cr.get("stress_concentration")) is not None:
+            values["stress_concentration"] = sc.quantity(u.DIMENSIONLESS, minimum=1.0)
+    if (inv := f.get("inventory")) is not None:
+        values["inventory_c"] = ctx.charge(inv, "a lithium inventory")
+    return WatchModel(**values)
+
+
+def _watch_rules(f: Field | None) -> MappingProxyType[str, WatchRule]:
+    rules = dict(Watch().rules)
+    if f is None:
+        return MappingProxyType(rules)
+    f.mapping(tuple(WATCH_FINDINGS))
+    for name, child in f.items():
+        default_action, spec = WATCH_FINDINGS[name]
+        params = {k: v[1] for k, v in spec.items()}
+        if isinstance(child.value, str):
+            action = child.text(WATCH_ACTIONS)
+            body: Field | None = None
+        else:
+            body = child.mapping(("action", *spec, *WATCH_RESUME))
+            action = body["action"].text(WATCH_ACTIONS) if body.get("action") else default_action
+        where = body["action"] if body is not None and body.get("action") else child
+        if action == "derate" and name != "depletion":
+            raise where.error("derate lowers the current against depletion; use it only for 'depletion'")
+        if body is not None:
+            for key, value in body.items():
+                if key == "action":
+                    continue
+                if key in WATCH_RESUME:
+                    if action != "suspend":
+                        raise value.error(f"'{key}' is a resume condition: only a 'suspend' rule takes it")
+                    dim = WATCH_RESUME[key][0]
+                    params[key] = value.quantity(dim, non_negative=True)
+                    continue
+                dim = spec[key][0]
+                number = value.quantity(dim, positive=True)
+                if key in ("threshold", "min_fraction", "fraction", "polarization_drop", "collapse") and number >= 1:
+                    raise value.error(f"must be below 1 (a fraction), got '{value.value}'")
+                params[key] = number
+        rules[name] = WatchRule(action, MappingProxyType(params))
+    return MappingProxyType(rules)
 
 
 def _steps(f: Field, ctx: _Context) -> None:

@@ -8,12 +8,18 @@ and pulses are expanded into a flat tuple of :class:`Step`, so a position in a r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
+from licycler import units as u
 from licycler.safety.limits import Limits
 
 __all__ = [
+    "WATCH_ACTIONS",
+    "WATCH_FINDINGS",
+    "WATCH_RESUME",
     "Action",
     "Cell",
     "RecordSpec",
@@ -22,6 +28,9 @@ __all__ = [
     "StepKind",
     "SuspendRule",
     "Until",
+    "Watch",
+    "WatchModel",
+    "WatchRule",
 ]
 
 StepKind = Literal["rest", "plate", "strip", "hold", "pressure"]
@@ -131,6 +140,136 @@ class SuspendRule:
     settle_s: float
 
 
+WATCH_ACTIONS = ("continue", "derate", "suspend", "abort")
+"""What a ``watch:`` rule may do with a finding (``derate`` only for ``depletion``)."""
+
+WATCH_FINDINGS: dict[str, tuple[str, dict[str, tuple[u.Dimension, float, str]]]] = {
+    "depletion": ("derate", {
+        "threshold": (u.DIMENSIONLESS, 0.8, "depletion index (0 fresh, 1 depleted) the surface must stay below"),
+        "horizon": (u.TIME, 3600.0, "how far ahead to look in a step with no time or capacity end"),
+        "min_fraction": (u.DIMENSIONLESS, 0.05, "lowest current a derate may set, as a fraction of the step's"),
+    }),
+    "voltage_divergence": ("continue", {
+        "window": (u.TIME, 10.0, "averaging window of |V| for the accelerating-divergence test"),
+        "min_rise": (u.VOLTAGE, 5e-3, "smallest rise of |V| per window that counts"),
+    }),
+    "soft_short": ("abort", {
+        "noise_ratio": (u.DIMENSIONLESS, 3.0, "voltage noise at constant current, over the run's early noise"),
+        "noise_floor": (u.VOLTAGE, 20e-6, "noise below this never counts"),
+        "polarization_drop": (u.DIMENSIONLESS, 0.1, "fall of the plateau |V| from earlier steps at the same current"),
+        "collapse": (u.DIMENSIONLESS, 0.3, "|V| below this fraction of the plateau at constant current"),
+    }),
+    "pressure_loss": ("continue", {
+        "fraction": (u.DIMENSIONLESS, 0.2, "loss of stack pressure from its reference"),
+        "rate": (u.DIMENSIONLESS / u.TIME, 0.1 / 3600.0, "rate of loss, as a fraction of the reference per time"),
+        "window": (u.TIME, 600.0, "time over which the rate is fitted"),
+    }),
+    "void_risk": ("continue", {
+        "margin": (u.DIMENSIONLESS, 1.0, "warn when the predicted time to void is below margin x the step's time left"),
+    }),
+    "lithium_exhaustion": ("continue", {
+        "cycles": (u.DIMENSIONLESS, 2.0, "warn when fewer cycles than this are left in the lithium inventory"),
+    }),
+    "nucleation_drift": ("continue", {
+        "change": (u.VOLTAGE, 10e-3, "change of the nucleation overpotential from its baseline"),
+        "fraction": (u.DIMENSIONLESS, 0.25, "... or this fraction of the baseline, whichever is larger"),
+        "baseline_cycles": (u.DIMENSIONLESS, 3.0, "bare-substrate platings that make the baseline"),
+    }),
+    "overpotential_spike": ("continue", {
+        "size": (u.VOLTAGE, 50e-3, "a single reading this far above both neighbours at constant current"),
+    }),
+}  # fmt: skip
+"""Findings a ``watch:`` rule can name: (default action, {parameter: (dimension, default SI, meaning)})."""
+
+WATCH_RESUME: dict[str, tuple[u.Dimension, str]] = {
+    "resume_above": (u.PRESSURE, "resume once the stack pressure is back above this"),
+    "resume_below": (u.DIMENSIONLESS, "resume once the depletion index has relaxed below this"),
+    "resume_after": (u.TIME, "resume after this long"),
+    "settle": (u.TIME, "the resume conditions must hold this long"),
+}
+"""Resume conditions of a ``suspend`` rule (all given ones must hold for ``settle``)."""
+
+
+@dataclass(frozen=True)
+class WatchRule:
+    """What to do with one kind of finding: ``action`` and the detection/resume ``params`` (SI).
+
+    ``params`` holds every parameter of the finding (defaults filled in) and the resume conditions
+    given for a ``suspend``.
+    """
+
+    action: str
+    params: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __getitem__(self, name: str) -> float:
+        return self.params[name]
+
+    def get(self, name: str) -> float | None:
+        return self.params.get(name)
+
+
+def _default_rules() -> Mapping[str, WatchRule]:
+    return MappingProxyType(
+        {name: WatchRule(action, MappingProxyType({k: v[1] for k, v in params.items()}))
+         for name, (action, params) in WATCH_FINDINGS.items()}
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WatchModel:
+    """What the monitors assume about the cell (SI): electrolyte and gap for depletion, hot spots,
+    interface mechanics for voids and creep, and the lithium inventory when it is known.
+
+    Defaults: 1 M LiPF6 in EC:DMC (Valoen & Reimers 2005) in a 25 um, 40 % porous separator, no
+    hot spot, the twin's default interface (k_n 2e10 Pa/m, sigma_c 0.1 MPa) and Li creep (n 6.6).
+    """
+
+    diffusivity_m2_s: float = 3.22e-10
+    concentration_mol_m3: float = 1000.0
+    transference_number: float = 0.38
+    thickness_m: float = 25e-6
+    porosity: float = 0.4
+    bruggeman: float = 1.5
+    tortuosity: float | None = None
+    alpha: float = 1.0
+    void_alpha: float = 1.0
+    contact_stiffness_pa_m: float = 2e10
+    adhesion_strength_pa: float = 1e5
+    stack_pressure_pa: float | None = None
+    creep_prefactor: float = 2.5e-46
+    creep_exponent: float = 6.6
+    protrusion_length_m: float = 1e-6
+    stress_concentration: float = 1.0
+    inventory_c: float | None = None
+    """Lithium in the cell that can be cycled (C; Li||Cu: counter plus working), None when unknown."""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """The schedule's ``watch:`` section: live monitors and what to do with their findings.
+
+    ``every_s`` is the period of time-series metrics; ``period_s`` how much data (s) the monitors
+    take at a time; ``retention`` and ``target_cycles`` set the projected and required CE;
+    ``ce_window`` the cycles in the rolling CE; ``reservoir_label`` and ``final_strip_label`` name
+    the steps of a reservoir (Adams) CE protocol.
+    """
+
+    enabled: bool = True
+    every_s: float = 300.0
+    period_s: float = 60.0
+    model: WatchModel = field(default_factory=WatchModel)
+    rules: Mapping[str, WatchRule] = field(default_factory=_default_rules)
+    retention: float = 0.8
+    target_cycles: float = 1000.0
+    ce_window: int = 10
+    reservoir_label: str = "reservoir"
+    final_strip_label: str = "final-strip"
+
+    def rule(self, finding: str) -> WatchRule:
+        """The rule for ``finding`` (every finding has one: its default when the schedule gives none)."""
+        return self.rules[finding]
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A validated schedule: cell, run limits, recording, the flat program and its source."""
@@ -142,6 +281,7 @@ class Schedule:
     steps: tuple[Step, ...]
     description: str = ""
     suspend: SuspendRule | None = None
+    watch: Watch = field(default_factory=Watch)
     source: str = "<string>"
     text: str = ""
     sha256: str = ""

@@ -1,0 +1,370 @@
+"""Depletion: the approach to Sand's time, live, from the measured current history.
+
+The salt concentration at both electrode surfaces is carried by the exact finite-gap transport of
+:mod:`licycler.physics.gap` (the same operator the twin uses), driven by the measured current
+(runs of constant current in each chunk, zero current across a gap in the readings such as a
+suspension). With a configured intensification alpha a second column carries alpha j: the hot
+spot. The depletion index is 1 - c_min / c0 at the plating surface (0 fresh, 1 depleted); the
+forecast asks whether it crosses its threshold before the step ends, and a derate finds the
+largest current that keeps it below until the step's capacity is delivered. The empirical sign
+is watched too: an accelerating rise of |V| during plating (d2|V|/dt2 > 0 over successive windows).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from licycler.monitors.base import Chunk, Finding, FloatArray, StepContext, finite_or_none
+from licycler.physics.gap import GapSpec, GapState, GapTransport
+from licycler.protocols.schedule import Watch
+
+__all__ = ["DepletionMonitor", "DerateResult"]
+
+MAX_RUNS = 16
+"""Most constant-current runs a chunk is split into (a varying current is averaged over runs)."""
+
+FORECAST_POINTS = 48
+REFINE_ROUNDS = 4
+REFORECAST_S = 1800.0
+"""A step's forecast is made again at least this often (s), and whenever its current drifts."""
+TARGET_MARGIN = 0.95
+"""A derate aims at this fraction of the threshold, so that noise does not trip it again."""
+
+
+class DerateResult:
+    """A derated setpoint: ``current_a`` (A, signed), ``fraction`` of the step's current, the new
+    ``time_limit_s`` of the step (None: it has none), and the forecast ``index_max`` at that current."""
+
+    def __init__(self, current_a: float, fraction: float, time_limit_s: float | None, index_max: float) -> None:
+        self.current_a = current_a
+        self.fraction = fraction
+        self.time_limit_s = time_limit_s
+        self.index_max = index_max
+
+
+def _state_json(s: GapState) -> dict[str, Any]:
+    return {"t": s.t_s, "j": s.current_density_a_m2, "g": s.gradient_mol_m4, "z": s.amplitudes.tolist(),
+            "st": s.step_times_s.tolist(), "sg": s.step_gradients.tolist()}  # fmt: skip
+
+
+def _state_from(d: Mapping[str, Any]) -> GapState:
+    return GapState(float(d["t"]), float(d["j"]), float(d["g"]), np.array(d["z"], dtype=np.float64),
+                    np.array(d["st"], dtype=np.float64), np.array(d["sg"], dtype=np.float64))  # fmt: skip
+
+
+class DepletionMonitor:
+    """Surface concentration, depletion index, time to depletion, forecast, derate, divergence."""
+
+    name = "depletion"
+
+    def __init__(self, watch: Watch, area_m2: float) -> None:
+        m = watch.model
+        self.watch = watch
+        self.area_m2 = area_m2
+        self.spec = GapSpec(m.thickness_m, m.diffusivity_m2_s, m.concentration_mol_m3, m.transference_number,
+                            m.porosity, m.bruggeman, m.tortuosity)  # fmt: skip
+        self.gap = GapTransport(self.spec)
+        self.c0 = self.spec.concentration_mol_m3
+        self.factors = (1.0, m.alpha) if m.alpha > 1.0 else (1.0,)
+        self.states = [self.gap.initial_state() for _ in self.factors]
+        rule = watch.rule("depletion")
+        self.threshold = rule["threshold"]
+        self.horizon_s = rule["horizon"]
+        self.min_fraction = rule["min_fraction"]
+        div = watch.rule("voltage_divergence")
+        self.window_s = div["window"]
+        self.min_rise_v = div["min_rise"]
+        self.latched: set[str] = set()
+        self.next_metric_s = 0.0
+        self.period_index = 0.0
+        self.period_c_min = math.inf
+        self.forecast_t = -math.inf
+        self.forecast_current_a = 0.0
+        # divergence: the open window (index, sum, count) and the last completed window means
+        self.win = (-1, 0.0, 0)
+        self.means: list[float] = []
+
+    # --- transport ---------------------------------------------------------------------------
+    def _runs(self, j: FloatArray) -> tuple[list[int], list[int]]:
+        """Start and end indices of runs of (nearly) constant current density ``j`` (A/m^2)."""
+        n = j.size
+        tol = max(1e-3 * float(np.max(np.abs(j))), 1e-4)
+        brk = (np.flatnonzero(np.abs(np.diff(j)) > tol) + 1).tolist()
+        if len(brk) >= MAX_RUNS:  # a current that keeps changing (voltage control): averaged in pieces
+            brk = sorted({int(k) for k in np.linspace(0, n, MAX_RUNS + 1)[1:-1]} - {0})
+        return [0, *brk], [*brk, n]
+
+    def _advance(self, chunk: Chunk) -> tuple[FloatArray, FloatArray]:
+        """Move every column through ``chunk``; returns the depletion index and the plating-surface
+        concentration (mol/m^3, the lowest over the columns) at each sample."""
+        t = chunk.t_s
+        j = -chunk.current_a / self.area_m2  # > 0 plates at x = 0 (the working electrode)
+        j = np.where(np.isfinite(j), j, 0.0)
+        starts, ends = self._runs(j)
+        c_min = np.full(t.size, np.inf)
+        tol = max(1e-3 * float(np.max(np.abs(j))), 1e-4)
+        for state, f in zip(self.states, self.factors, strict=True):
+            if chunk.t_prev_s > state.t_s:  # no readings in between: no current flowed (suspended, paused)
+                self.gap.set_current(state, 0.0, state.t_s)
+            for a, b in zip(starts, ends, strict=True):
+                jr = f * float(np.mean(j[a:b]))
+                if abs(jr - state.current_density_a_m2) <= f * tol:
+                    jr = state.current_density_a_m2
+                t_start = max(float(t[a - 1]) if a > 0 else chunk.t_prev_s, state.t_s)
+                if jr != state.current_density_a_m2:
+                    self.gap.set_current(state, jr, t_start)
+                c_x0, c_xl = self.gap.advance(state, t[a:b])
+                np.minimum(c_min[a:b], np.minimum(c_x0, c_xl), out=c_min[a:b])
+        return 1.0 - c_min / self.c0, c_min
+
+    def _copies_at(self, t0: float) -> list[GapState]:
+        """Copies of the columns at ``t0`` (zero current from their last sample to ``t0``)."""
+        out = []
+        for state in self.states:
+            s = state.copy()
+            if t0 > s.t_s:
+                self.gap.set_current(s, 0.0, s.t_s)
+                self.gap.evolve(s, t0)
+            out.append(s)
+        return out
+
+    def _plating_min(self, states: list[GapState], j: float, times: FloatArray) -> FloatArray:
+        """Lowest plating-surface concentration over the columns at ``times`` (s after now)
+        under current density ``j`` (A/m^2) held from now; the states are changed."""
+        c = np.full(times.size, np.inf)
+        for s, f in zip(states, self.factors, strict=True):
+            self.gap.set_current(s, f * j, s.t_s)
+            c_x0, c_xl = self.gap.evaluate(s, s.t_s + times)
+            np.minimum(c, c_x0 if j >= 0 else c_xl, out=c)
+        return c
+
+    def forecast(self, t0: float, j: float, duration_s: float, level: float) -> tuple[float | None, float]:
+        """Under current density ``j`` (A/m^2) from ``t0`` for ``duration_s``: the time (s after
+        ``t0``) at which the plating surface first falls to ``level`` (mol/m^3), or None, and the
+        highest depletion index on the way."""
+        if duration_s <= 0 or j == 0:
+            return None, 0.0
+        grid = np.unique(np.concatenate((np.linspace(0.0, duration_s, FORECAST_POINTS + 1)[1:],
+                                         np.geomspace(duration_s * 1e-4, duration_s, FORECAST_POINTS))))  # fmt: skip
+        c = self._plating_min(self._copies_at(t0), j, grid)
+        peak = 1.0 - float(np.min(c)) / self.c0
+        below = np.flatnonzero(c <= level)
+        if below.size == 0:
+            return None, peak
+        k = int(below[0])
+        lo, hi = (float(grid[k - 1]) if k > 0 else 0.0), float(grid[k])
+        for _ in range(REFINE_ROUNDS):
+            sub = np.linspace(lo, hi, 9)
+            cs = self._plating_min(self._copies_at(t0), j, sub)
+            m = int(np.flatnonzero(cs <= level)[0]) if np.any(cs <= level) else 8
+            lo, hi = float(sub[max(m - 1, 0)]), float(sub[m])
+        return hi, peak
+
+    def time_to_depletion_s(self) -> float:
+        """Seconds until a plating surface reaches zero at the present current (inf: never)."""
+        return min(self.gap.time_to_depletion(s) for s in self.states)
+
+    def _time_to_depletion_at(self, t0: float, j: float) -> float:
+        out = math.inf
+        for s, f in zip(self._copies_at(t0), self.factors, strict=True):
+            out = min(out, self.gap.time_to_depletion(s, f * j))
+        return out
+
+    def index_at(self, t_s: float) -> float:
+        """The depletion index at ``t_s`` with no current since the last sample (a suspended cell relaxing)."""
+        states = self._copies_at(t_s)
+        return max(1.0 - float(np.min(self.gap.evaluate(s, [s.t_s])[0:2])) / self.c0 for s in states)
+
+    # --- the monitor -------------------------------------------------------------------------
+    def _level(self, index: float) -> float:
+        return self.c0 * (1.0 - index)
+
+    def _duration(self, ctx: StepContext, current_a: float) -> float:
+        return ctx.remaining_s(self.horizon_s, current_a)
+
+    def _check_forecast(self, ctx: StepContext, t0: float) -> list[Finding]:
+        self.forecast_t = t0
+        self.forecast_current_a = ctx.setpoint_a
+        if "forecast" in self.latched or not ctx.sourcing:
+            return []
+        j = -ctx.setpoint_a / self.area_m2
+        duration = self._duration(ctx, ctx.setpoint_a)
+        t_cross, peak = self.forecast(t0, j, duration, self._level(self.threshold))
+        if t_cross is None:
+            return []
+        self.latched.add("forecast")
+        ttd = self._time_to_depletion_at(t0, j)
+        return [Finding(self.name, "depletion", "forecast", t0,
+                        f"depletion index forecast to reach {self.threshold:g} in {t_cross:.4g} s, before the step "
+                        f"ends (in {duration:.4g} s); surface depleted in {ttd:.4g} s at "
+                        f"{abs(j) / 10:.4g} mA/cm^2",
+                        {"time_to_threshold_s": t_cross, "time_to_depletion_s": finite_or_none(ttd),
+                         "step_time_left_s": duration, "forecast_index_max": peak, "threshold": self.threshold,
+                         "current_density_a_m2": j, "alpha": self.factors[-1]},
+                        lead_s=finite_or_none(ttd))]  # fmt: skip
+
+    def start_step(self, ctx: StepContext) -> list[Finding]:
+        self.latched = set()
+        self.win = (-1, 0.0, 0)
+        self.means = []
+        return self._check_forecast(ctx, ctx.t0_s)
+
+    def after_derate(self, ctx: StepContext, t_s: float) -> None:
+        """A derate changed the setpoint: forecast again from now on the new current."""
+        self.latched.discard("forecast")
+        self.latched.discard("threshold")
+        self.forecast_t = t_s
+        self.forecast_current_a = ctx.setpoint_a
+
+    def observe(self, ctx: StepContext, chunk: Chunk) -> list[Finding]:
+        index, c_min = self._advance(chunk)
+        findings: list[Finding] = []
+        self.period_index = max(self.period_index, float(np.max(index)))
+        self.period_c_min = min(self.period_c_min, float(np.min(c_min)))
+        t_end = chunk.end_s
+        if t_end >= self.next_metric_s:
+            self._emit_metrics(ctx, t_end, with_ttd=True)
+            self.next_metric_s = t_end + self.watch.every_s
+        k = int(np.argmax(index))
+        if index[k] >= self.threshold and "threshold" not in self.latched:
+            self.latched.add("threshold")
+            ttd = self.time_to_depletion_s()
+            findings.append(Finding(self.name, "depletion", "threshold", float(chunk.t_s[k]),
+                                    f"depletion index {index[k]:.3g} reached its threshold {self.threshold:g}; "
+                                    f"surface depleted in {ttd:.4g} s at this current",
+                                    {"depletion_index": float(index[k]), "threshold": self.threshold,
+                                     "surface_concentration_mol_m3": float(c_min[k]),
+                                     "time_to_depletion_s": finite_or_none(ttd),
+                                     "current_density_a_m2": float(-chunk.current_a[k] / self.area_m2)},
+                                    lead_s=finite_or_none(ttd)))  # fmt: skip
+        elif ctx.sourcing and len(chunk):
+            mean_i = float(np.mean(chunk.current_a))
+            drift = abs(mean_i - self.forecast_current_a) > 0.02 * abs(self.forecast_current_a)
+            if drift or t_end - self.forecast_t >= REFORECAST_S:
+                findings += self._check_forecast(ctx, t_end)
+        findings += self._divergence(ctx, chunk)
+        return findings
+
+    def _emit_metrics(self, ctx: StepContext, t_s: float, *, with_ttd: bool) -> None:
+        if math.isinf(self.period_c_min):
+            return
+        ctx.metrics.add(t_s, "depletion_index", self.period_index)
+        ctx.metrics.add(t_s, "surface_concentration_mol_m3", self.period_c_min)
+        if with_ttd:
+            ctx.metrics.add(t_s, "time_to_depletion_s", self.time_to_depletion_s())
+        self.period_index = 0.0
+        self.period_c_min = math.inf
+
+    def end_step(self, ctx: StepContext, ended_by: str) -> list[Finding]:
+        if ctx.sourcing:
+            self._emit_metrics(ctx, ctx.t0_s + ctx.elapsed_s, with_ttd=False)
+        return []
+
+    def end_cycle(self, ctx: StepContext, row: Mapping[str, Any]) -> list[Finding]:
+        return []
+
+    # --- derating ----------------------------------------------------------------------------
+    def derate(self, ctx: StepContext, t_s: float) -> DerateResult | None:
+        """The largest current (a fraction of the present setpoint, >= ``min_fraction``) that keeps
+        the forecast depletion index below its threshold (with a margin) until the step has
+        delivered its capacity, time limits stretched to match; None when even the smallest does not."""
+        current = ctx.setpoint_a
+        if current == 0:
+            return None
+        j = -current / self.area_m2
+        base = self._duration(ctx, current)
+        stretch = ctx.time_limit_s is not None or ctx.step.until.capacity_c is not None
+        index_now = self.index_at(t_s)
+        target = TARGET_MARGIN * self.threshold
+        if index_now >= target:  # already past: do not let it get worse than half way to depletion
+            target = index_now + 0.5 * (1.0 - index_now)
+        level = self._level(target)
+
+        def ok(f: float) -> tuple[bool, float]:
+            t_cross, peak = self.forecast(t_s, f * j, base / f if stretch else base, level)
+            return t_cross is None, peak
+
+        good, peak = ok(self.min_fraction)
+        if not good:
+            return None
+        lo, hi = self.min_fraction, 1.0
+        best_peak = peak
+        for _ in range(24):
+            mid = 0.5 * (lo + hi)
+            good, peak = ok(mid)
+            if good:
+                lo, best_peak = mid, peak
+            else:
+                hi = mid
+            if hi - lo < 1e-4 * hi:
+                break
+        f = lo
+        limit = None
+        if ctx.time_limit_s is not None:
+            limit = ctx.elapsed_s + max(0.0, ctx.time_limit_s - ctx.elapsed_s) / f
+        return DerateResult(f * current, f, limit, best_peak)
+
+    # --- the empirical sign ------------------------------------------------------------------
+    def _divergence(self, ctx: StepContext, chunk: Chunk) -> list[Finding]:
+        """Accelerating rise of |V| while plating: three successive window-to-window rises, each
+        larger than the one before, the last at least ``min_rise``."""
+        plating = ctx.step.kind == "plate" or (ctx.chemistry == "Li||Li" and ctx.step.kind == "strip")
+        if not (plating and ctx.sourcing) or "divergence" in self.latched or not len(chunk):
+            return []
+        v = np.abs(chunk.voltage_v)
+        ok = np.isfinite(v)
+        k = np.floor((chunk.t_s[ok] - ctx.t0_s) / self.window_s).astype(np.int64)
+        if not k.size:
+            return []
+        v = v[ok]
+        k0 = int(k[0])
+        idx = k - k0
+        sums = np.bincount(idx, weights=v)
+        counts = np.bincount(idx)
+        win_k, win_sum, win_n = self.win
+        if win_k == k0:
+            sums[0] += win_sum
+            counts[0] += win_n
+        elif win_k >= 0 and win_n:
+            self._close_window(win_k, win_sum / win_n)
+        present = np.flatnonzero(counts)
+        for m in present[:-1]:
+            self._close_window(k0 + int(m), float(sums[m] / counts[m]))
+        last = int(present[-1])
+        self.win = (k0 + last, float(sums[last]), int(counts[last]))
+        if len(self.means) < 4:
+            return []
+        m0, m1, m2, m3 = self.means[-4:]
+        r1, r2, r3 = m1 - m0, m2 - m1, m3 - m2
+        if not (0 < r1 < r2 < r3 and r3 >= self.min_rise_v):
+            return []
+        self.latched.add("divergence")
+        ttd = self.time_to_depletion_s()
+        return [Finding(self.name, "voltage_divergence", "d2v_dt2", chunk.end_s,
+                        f"|V| rising faster and faster while plating: +{r1 * 1e3:.3g}, +{r2 * 1e3:.3g}, "
+                        f"+{r3 * 1e3:.3g} mV per {self.window_s:g} s (the voltage signature of depletion)",
+                        {"rise_1_v": r1, "rise_2_v": r2, "rise_3_v": r3, "window_s": self.window_s,
+                         "voltage_v": m3, "d2v_dt2_v_s2": (r3 - r2) / self.window_s**2,
+                         "model_time_to_depletion_s": finite_or_none(ttd)})]  # fmt: skip
+
+    def _close_window(self, k: int, mean: float) -> None:
+        if k < 1:  # the first window holds the step's switching transient
+            return
+        self.means.append(mean)
+        del self.means[:-4]
+
+    # --- checkpoint ----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"states": [_state_json(s) for s in self.states], "next_metric_s": self.next_metric_s,
+                "period_index": self.period_index, "period_c_min": finite_or_none(self.period_c_min)}  # fmt: skip
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.states = [_state_from(d) for d in state["states"]]
+        self.next_metric_s = float(state["next_metric_s"])
+        self.period_index = float(state["period_index"])
+        c = state["period_c_min"]
+        self.period_c_min = math.inf if c is None else float(c)

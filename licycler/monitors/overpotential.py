@@ -1,0 +1,322 @@
+"""Overpotential and soft shorts: the cell's resistance from current steps, the nucleation
+overpotential on bare substrate (iR-corrected, physics.nucleation_overpotential) and its drift,
+the plateau overpotential of each half-cycle and its trend, single-reading spikes, the stripping
+overpotential at the end of each strip (dead-lithium growth), and the soft-short detector.
+
+Soft-short signs (parameters.md): rising voltage noise at constant current, a polarization that
+falls (or collapses) at constant current against earlier steps at the same current, and a Li||Cu
+strip that never reaches its voltage cutoff. Everything per chunk is a few numpy reductions.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from licycler.monitors.base import Chunk, Finding, StepContext
+from licycler.physics.kinetics import nucleation_overpotential
+from licycler.protocols.schedule import Watch
+
+__all__ = ["OverpotentialMonitor"]
+
+SKIP_SAMPLES = 3
+"""Readings at the start of a step left out (the switching transient)."""
+
+NUCLEATION_WINDOW_C_M2 = 0.05 * 36000.0
+"""The nucleation peak is looked for within the first 0.05 mAh/cm^2 of a plating on bare substrate."""
+
+MAD_TO_SIGMA = 1.4826 / math.sqrt(1.5)
+"""MAD of second differences x this = the standard deviation of white reading noise."""
+
+BASELINE_CHUNKS = 8
+RECENT_CHUNKS = 5
+TAIL_SAMPLES = 32
+TREND_STEPS = 10
+
+
+def _median(x: np.ndarray) -> float:
+    """Median of a 1-d array (a partition, cheaper than np.median for the short arrays of a chunk)."""
+    n = x.size
+    k = n // 2
+    part = np.partition(x, (k - 1, k) if n % 2 == 0 and n > 1 else k)
+    return float(part[k]) if n % 2 else 0.5 * float(part[k - 1] + part[k])
+
+
+def _slope(values: list[float]) -> float:
+    """Least-squares slope of ``values`` against their index (per step), 0 with fewer than 2."""
+    if len(values) < 2:
+        return 0.0
+    x = np.arange(len(values), dtype=np.float64)
+    return float(np.polyfit(x, np.asarray(values), 1)[0])
+
+
+class OverpotentialMonitor:
+    """Resistance, nucleation, plateau, spikes, strip-end overpotential, soft shorts."""
+
+    name = "overpotential"
+
+    def __init__(self, watch: Watch, area_m2: float) -> None:
+        self.watch = watch
+        self.area_m2 = area_m2
+        drift = watch.rule("nucleation_drift")
+        self.drift_change_v = drift["change"]
+        self.drift_fraction = drift["fraction"]
+        self.baseline_cycles = int(drift["baseline_cycles"])
+        self.spike_v = watch.rule("overpotential_spike")["size"]
+        short = watch.rule("soft_short")
+        self.noise_ratio = short["noise_ratio"]
+        self.noise_floor_v = short["noise_floor"]
+        self.drop = short["polarization_drop"]
+        self.collapse = short["collapse"]
+        # kept across steps (checkpointed)
+        self.resistances: list[float] = []
+        self.nucleation: list[float] = []
+        self.plateaus: dict[str, list[float]] = {}
+        self.noise_baseline: list[float] = []
+        self.short_latched = False
+        self.drift_latched = False
+        self.strip_end: list[float] = []
+        self.last_sample: tuple[float, float, float] | None = None  # (t, V, I) of the last reading
+        self._reset_step()
+
+    def _reset_step(self) -> None:
+        self.n_step = 0
+        self.bare = False
+        self.tip: tuple[float, float, float] | None = None  # (|V|, V, I) at the nucleation peak
+        self.after_tip: tuple[float, float, float] | None = None  # lowest |V| after it
+        self.tip_open = True
+        self.q_areal = 0.0
+        self.chunk_medians: list[float] = []
+        self.recent_noise: list[float] = []
+        self.step_noise: list[float] = []
+        self.tail = np.zeros(0)
+        self.prev_abs: float | None = None
+        self.falls = 0
+        self.spiked = False
+        self.step_flagged = False
+
+    # --- steps -------------------------------------------------------------------------------
+    def _key(self, ctx: StepContext) -> str:
+        return f"{ctx.step.kind}:{abs(ctx.setpoint_a):.3e}"
+
+    def start_step(self, ctx: StepContext) -> list[Finding]:
+        self._reset_step()
+        if ctx.step.kind == "pressure":  # a deliberate change of the stack pressure: new references
+            self.plateaus = {}
+        self.bare = (
+            ctx.chemistry == "Li||Cu"
+            and ctx.step.kind == "plate"
+            and (ctx.previous_kind == "" or (ctx.previous_kind == "strip" and ctx.previous_end == "voltage_above"))
+        )
+        return []
+
+    def observe(self, ctx: StepContext, chunk: Chunk) -> list[Finding]:
+        n = len(chunk)
+        if not n:
+            return []
+        before = self.last_sample
+        self.last_sample = (float(chunk.t_s[-1]), float(chunk.voltage_v[-1]), float(chunk.current_a[-1]))
+        if not ctx.sourcing:
+            return []
+        if chunk.first and before is not None:
+            self._resistance(ctx, before, chunk)
+        keep = np.isfinite(chunk.voltage_v)
+        keep[: max(0, SKIP_SAMPLES - self.n_step)] = False
+        self.n_step += n
+        if not keep.any():
+            return []
+        v, i = chunk.voltage_v[keep], chunk.current_a[keep]
+        a = np.abs(v)
+        if self.bare:
+            dt = np.diff(chunk.t_s, prepend=chunk.t_prev_s)[keep]
+            self._nucleation_chunk(a, v, i, dt)
+        self.tail = np.concatenate((self.tail, a))[-TAIL_SAMPLES:]
+        return self._spikes(ctx, a, chunk) + self._short_chunk(ctx, v, a, chunk)
+
+    def _resistance(self, ctx: StepContext, before: tuple[float, float, float], chunk: Chunk) -> None:
+        """dV/dI across the step's current switch (the reading before the step and the first in it)."""
+        _, v0, i0 = before
+        v1, i1 = float(chunk.voltage_v[0]), float(chunk.current_a[0])
+        di = i1 - i0
+        if not (abs(di) > 0.1 * abs(i1) and max(abs(v0), abs(v1)) < 0.5 and math.isfinite(v1)):
+            return  # no real step, or an electrode off lithium (bare substrate at its rest potential)
+        r = (v1 - v0) / di
+        if r <= 0:
+            return
+        self.resistances = [*self.resistances, r][-5:]
+        ctx.metrics.add(float(chunk.t_s[0]), "resistance_ohm", statistics.median(self.resistances))
+
+    def _nucleation_chunk(self, a: np.ndarray, v: np.ndarray, i: np.ndarray, dt: np.ndarray) -> None:
+        """Track the peak |V| within the nucleation window and the lowest |V| after it."""
+        q = self.q_areal + np.cumsum(np.abs(i) * dt) / self.area_m2
+        self.q_areal = float(q[-1])
+        start = 0
+        if self.tip_open:
+            end = int(np.searchsorted(q, NUCLEATION_WINDOW_C_M2, side="right"))
+            if end > 0:
+                k = int(np.argmax(a[:end]))
+                if self.tip is None or a[k] > self.tip[0]:
+                    self.tip = (float(a[k]), float(v[k]), float(i[k]))
+                    self.after_tip = None
+                    start = k + 1
+            if end < a.size:
+                self.tip_open = False
+        if self.tip is not None and start < a.size:
+            j = start + int(np.argmin(a[start:]))
+            if self.after_tip is None or a[j] < self.after_tip[0]:
+                self.after_tip = (float(a[j]), float(v[j]), float(i[j]))
+
+    def _spikes(self, ctx: StepContext, a: np.ndarray, chunk: Chunk) -> list[Finding]:
+        """A single reading above both its neighbours by ``size`` (at constant current)."""
+        full = a if self.prev_abs is None else np.concatenate(([self.prev_abs], a))
+        self.prev_abs = float(a[-1])
+        if self.spiked or full.size < 3:
+            return []
+        mid = full[1:-1]
+        peak = (mid - full[:-2] > self.spike_v) & (mid - full[2:] > self.spike_v)
+        if not peak.any():
+            return []
+        self.spiked = True
+        k = int(np.argmax(peak))
+        height = float(mid[k] - max(full[k], full[k + 2]))
+        return [Finding(self.name, "overpotential_spike", "single_reading", chunk.end_s,
+                        f"|V| spiked by {height * 1e3:.3g} mV for one reading at constant current",
+                        {"spike_v": height, "voltage_abs_v": float(mid[k]), "size_v": self.spike_v})]  # fmt: skip
+
+    def _reference(self, ctx: StepContext) -> float | None:
+        ref = self.plateaus.get(self._key(ctx))
+        return float(statistics.median(ref)) if ref else None
+
+    def _short_chunk(self, ctx: StepContext, v: np.ndarray, a: np.ndarray, chunk: Chunk) -> list[Finding]:
+        """Noise of the chunk, and its median |V| against the step's reference plateau."""
+        med = _median(a)
+        self.chunk_medians.append(med)
+        if v.size >= 8:
+            r = v[1:-1] - 0.5 * (v[:-2] + v[2:])
+            noise = _median(np.abs(r - _median(r))) * MAD_TO_SIGMA
+            self.step_noise.append(noise)
+            if len(self.noise_baseline) < BASELINE_CHUNKS:
+                self.noise_baseline.append(noise)
+            self.recent_noise = [*self.recent_noise, noise][-RECENT_CHUNKS:]
+        if self.short_latched:
+            return []
+        base = statistics.median(self.noise_baseline) if len(self.noise_baseline) >= BASELINE_CHUNKS else None
+        values: dict[str, float | str | bool | None] = {}
+        sign = ""
+        if base is not None and len(self.recent_noise) == RECENT_CHUNKS:
+            recent = statistics.median(self.recent_noise)
+            if recent >= self.noise_floor_v and recent >= self.noise_ratio * base:
+                ratio = recent / max(base, 1e-12)
+                sign, values = "noise", {"noise_v": recent, "baseline_noise_v": base, "ratio": ratio}
+        ref = self._reference(ctx)
+        if not sign and ref is not None and not self.bare:
+            if med < self.collapse * ref:
+                sign, values = "collapse", {"voltage_abs_v": med, "reference_v": ref}
+            elif med < (1.0 - self.drop) * ref:
+                self.falls += 1
+                if self.falls >= 2:
+                    sign, values = "polarization_fall", {"voltage_abs_v": med, "reference_v": ref,
+                                                         "fall": 1.0 - med / ref}  # fmt: skip
+            else:
+                self.falls = 0
+        if not sign:
+            return []
+        return [self._short(ctx, sign, chunk.end_s, values)]
+
+    def _short(self, ctx: StepContext, sign: str, t: float, values: dict[str, float | str | bool | None]) -> Finding:
+        self.short_latched = True
+        self.step_flagged = True
+        words = {
+            "noise": "the voltage noise at constant current rose",
+            "collapse": "the polarization collapsed at constant current",
+            "polarization_fall": "the polarization fell at constant current",
+            "cutoff_not_reached": "the strip never reached its voltage cutoff",
+        }[sign]
+        numbers = ", ".join(f"{k} {v:.4g}" for k, v in values.items() if isinstance(v, float))
+        return Finding(self.name, "soft_short", sign, t, f"soft short: {words} ({numbers})",
+                       {**values, "current_a": ctx.setpoint_a, "step": ctx.step.index})  # fmt: skip
+
+    def end_step(self, ctx: StepContext, ended_by: str) -> list[Finding]:
+        if not ctx.sourcing:
+            return []
+        t = ctx.t0_s + ctx.elapsed_s
+        m = ctx.metrics
+        findings: list[Finding] = []
+        kind = ctx.step.kind
+        if self.chunk_medians:
+            skip = 1 if len(self.chunk_medians) > 2 else 0
+            plateau = float(np.median(self.chunk_medians[skip:]))
+            m.add(t, f"plateau_overpotential_{kind}_v", plateau)
+            if not self.step_flagged and not self.bare:
+                key = self._key(ctx)
+                self.plateaus[key] = [*self.plateaus.get(key, []), plateau][-3:]
+            history = self.plateaus.get(f"trend:{kind}", [])
+            self.plateaus[f"trend:{kind}"] = [*history, plateau][-TREND_STEPS:]
+            m.add(t, f"plateau_trend_{kind}_v_per_step", _slope(self.plateaus[f"trend:{kind}"]))
+        if self.step_noise:
+            m.add(t, "voltage_noise_v", float(np.median(self.step_noise)))
+        if kind == "strip" and self.tail.size:
+            end_v = float(np.median(self.tail))
+            m.add(t, "strip_end_overpotential_v", end_v)
+            self.strip_end = [*self.strip_end, end_v][-TREND_STEPS:]
+            m.add(t, "strip_end_trend_v_per_cycle", _slope(self.strip_end))
+        if self.bare:
+            findings += self._nucleation_end(ctx, t)
+        u = ctx.step.until
+        if (ctx.chemistry == "Li||Cu" and kind == "strip" and u.voltage_above_v is not None and ended_by == "time"
+                and not self.short_latched):  # fmt: skip
+            findings.append(self._short(ctx, "cutoff_not_reached", t,
+                                        {"cutoff_v": u.voltage_above_v, "charge_c": abs(ctx.charge_c)}))  # fmt: skip
+        return findings
+
+    def _nucleation_end(self, ctx: StepContext, t: float) -> list[Finding]:
+        if self.tip is None or self.after_tip is None:
+            return []
+        r = float(np.median(self.resistances)) if self.resistances else 0.0
+        _, v_tip, i_tip = self.tip
+        _, v_pl, i_pl = self.after_tip
+        eta = float(nucleation_overpotential(v_tip, i_tip, v_pl, i_pl, r))
+        ctx.metrics.add(t, "nucleation_overpotential_v", eta)
+        self.nucleation = [*self.nucleation, eta]
+        if len(self.nucleation) > 50:
+            self.nucleation = self.nucleation[: self.baseline_cycles] + self.nucleation[-40:]
+        if self.drift_latched or len(self.nucleation) <= self.baseline_cycles:
+            return []
+        baseline = float(np.median(self.nucleation[: self.baseline_cycles]))
+        change = eta - baseline
+        limit = max(self.drift_change_v, self.drift_fraction * abs(baseline))
+        if abs(change) < limit:
+            return []
+        self.drift_latched = True
+        trend = _slope(self.nucleation[self.baseline_cycles - 1 :])
+        return [Finding(self.name, "nucleation_drift", "baseline", t,
+                        f"nucleation overpotential {eta * 1e3:.4g} mV, {change * 1e3:+.3g} mV from its baseline "
+                        f"{baseline * 1e3:.4g} mV ({trend * 1e3:+.3g} mV per plating)",
+                        {"nucleation_overpotential_v": eta, "baseline_v": baseline, "change_v": change,
+                         "limit_v": limit, "trend_v_per_plating": trend, "platings": len(self.nucleation),
+                         "resistance_ohm": r})]  # fmt: skip
+
+    def end_cycle(self, ctx: StepContext, row: Mapping[str, Any]) -> list[Finding]:
+        return []
+
+    # --- checkpoint ----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"resistances": self.resistances, "nucleation": self.nucleation, "plateaus": self.plateaus,
+                "noise_baseline": self.noise_baseline, "short_latched": self.short_latched,
+                "drift_latched": self.drift_latched, "strip_end": self.strip_end,
+                "last_sample": None if self.last_sample is None else list(self.last_sample)}  # fmt: skip
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.resistances = [float(x) for x in state["resistances"]]
+        self.nucleation = [float(x) for x in state["nucleation"]]
+        self.plateaus = {k: [float(x) for x in v] for k, v in state["plateaus"].items()}
+        self.noise_baseline = [float(x) for x in state["noise_baseline"]]
+        self.short_latched = bool(state["short_latched"])
+        self.drift_latched = bool(state["drift_latched"])
+        self.strip_end = [float(x) for x in state["strip_end"]]
+        last = state["last_sample"]
+        self.last_sample = None if last is None else (float(last[0]), float(last[1]), float(last[2]))
