@@ -24,13 +24,15 @@ from licycler.live.eta import RunEstimate, StepPlan
 from licycler.protocols.schedule import Schedule, Step
 from licycler.store.sql import SampleRows
 
-__all__ = ["ALARM_KINDS", "Alarm", "ChannelView", "LiveModel", "step_text"]
+__all__ = ["ALARM_KINDS", "MONITOR_KEYS", "Alarm", "ChannelView", "LiveModel", "step_text"]
 
 ALARM_KINDS = ("trip", "estop", "finding", "decision")
-"""Event kinds the live view lists as alarms (a ``trip``/``estop`` is red, the others amber)."""
+"""Event kinds the live view lists as alarms (a ``trip``/``estop`` is red, a finding amber, a
+decision other than ``continue`` cyan), with a transition to ``faulted``."""
 
 DEPLETION_KEYS = ("depletion_index",)
 PRESSURE_KEYS = ("pressure_pa", "stack_pressure_pa")
+MONITOR_KEYS = DEPLETION_KEYS + PRESSURE_KEYS
 """Names (event values or metric names) the view reads the depletion index and the pressure (Pa) from."""
 
 CE_HISTORY = 40
@@ -142,7 +144,8 @@ class LiveModel:
 
     ``positions`` (optional) returns each channel's present position in the schedule's flat
     program (the engine's checkpointed ``progress.position``); without it the position follows
-    the steps that have ended.
+    the steps that have ended. ``monitor_values`` (optional) returns the latest monitor values by
+    channel and metric name, read at each redraw.
     """
 
     def __init__(
@@ -152,12 +155,14 @@ class LiveModel:
         channels: Sequence[str],
         *,
         positions: Callable[[], Mapping[str, int]] | None = None,
+        monitor_values: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None,
         wall_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.run_id = run_id
         self.schedule = schedule
         self.plan = StepPlan(schedule)
         self.positions = positions
+        self.monitor_values = monitor_values
         self.wall_clock = wall_clock
         self.channels: dict[str, _Channel] = {name: _Channel(name) for name in channels}
         self.log: deque[tuple[str, Alarm]] = deque(maxlen=6)
@@ -179,9 +184,9 @@ class LiveModel:
         if event.kind == "transition" and ch is not None:
             ch.state = str(event.values.get("to", ch.state))
             if ch.state == "faulted":
-                self._alarm(ch, Alarm(event.time_s, "alarm", event.cause, f"faulted: {event.message}"))
+                self._alarm(ch, Alarm(event.time_s, "alarm", event.cause, event.message))
             return
-        if event.kind not in ALARM_KINDS:
+        if event.kind not in ALARM_KINDS or (event.kind == "decision" and event.cause == "continue"):
             return
         severity = "alarm" if event.kind in ("trip", "estop") else ("warning" if event.kind == "finding" else "info")
         alarm = Alarm(event.time_s, severity, event.cause, event.message)
@@ -192,7 +197,7 @@ class LiveModel:
             self._alarm(ch, alarm)
 
     def _alarm(self, ch: _Channel, alarm: Alarm) -> None:
-        if ch.alarms and ch.alarms[-1].cause == alarm.cause and ch.alarms[-1].message == alarm.message:
+        if any(a.cause == alarm.cause and a.message == alarm.message for a in list(ch.alarms)[-3:]):
             return
         ch.alarms.append(alarm)
         self.log.append((ch.name, alarm))
@@ -262,6 +267,9 @@ class LiveModel:
     def snapshot(self) -> list[ChannelView]:
         """Every channel as it stands (called by the redraw loop)."""
         positions = dict(self.positions()) if self.positions is not None else {}
+        if self.monitor_values is not None:
+            for name, values in self.monitor_values().items():
+                self._monitor_values(self._channel(name), values)
         out = []
         for name, ch in self.channels.items():
             position = positions.get(name, ch.position)

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.live import Live
 
 from licycler.engine.run import RunController
-from licycler.live.model import LiveModel
+from licycler.live.model import MONITOR_KEYS, LiveModel
 from licycler.live.render import render_run
 
 __all__ = ["LiveSession", "attach_live", "close_live", "live_hook", "live_mode", "live_options"]
@@ -30,6 +30,9 @@ REFRESH_HZ = 8.0
 
 JSON_PERIOD_S = 1.0
 """Seconds between status objects per channel in ``--json`` mode."""
+
+MONITOR_ROWS_SCANNED = 500
+"""Most recent monitor rows looked at per channel and redraw."""
 
 _ATTACHED: weakref.WeakKeyDictionary[RunController, LiveSession] = weakref.WeakKeyDictionary()
 
@@ -55,7 +58,7 @@ class LiveSession:
         self.console = console or Console(file=self.out)
         self.period_s = 1.0 / refresh_hz if mode == "live" else json_period_s
         self.model = LiveModel(controller.run_id, controller.schedule, [s.name for s in controller.setups],
-                               positions=self._positions)  # fmt: skip
+                               positions=self._positions, monitor_values=self._monitor_values)  # fmt: skip
         self._live: Live | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -63,6 +66,22 @@ class LiveSession:
 
     def _positions(self) -> dict[str, int]:
         return {name: r.progress.position for name, r in self.controller.runners.items()}
+
+    def _monitor_values(self) -> dict[str, dict[str, Any]]:
+        """The latest depletion index and pressure among each channel's monitor rows not yet
+        written (the runner's monitor suite keeps the open cycle's rows); empty without monitors."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, runner in self.controller.runners.items():
+            rows = getattr(getattr(getattr(runner, "monitors", None), "metrics", None), "open_rows", None)
+            if not isinstance(rows, list):
+                continue
+            found: dict[str, Any] = {}
+            for row in reversed(rows[-MONITOR_ROWS_SCANNED:]):
+                key = row.get("name") if isinstance(row, dict) else None
+                if key in MONITOR_KEYS and key not in found and row.get("value") is not None:
+                    found[key] = row["value"]
+            out[name] = found
+        return out
 
     def start(self) -> None:
         """Attach to the controller and start redrawing (call inside the running loop)."""

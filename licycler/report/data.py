@@ -33,12 +33,16 @@ FloatArray = npt.NDArray[np.float64]
 METRIC_ALIASES: dict[str, tuple[str, ...]] = {
     "depletion_index": ("depletion_index",),
     "nucleation_overpotential_v": ("nucleation_overpotential_v",),
-    "plateau_overpotential_v": ("plateau_overpotential_v",),
+    "plateau_overpotential_plate_v": ("plateau_overpotential_plate_v", "plateau_overpotential_v"),
+    "plateau_overpotential_strip_v": ("plateau_overpotential_strip_v",),
+    "strip_end_overpotential_v": ("strip_end_overpotential_v",),
     "pressure_pa": ("pressure_pa", "stack_pressure_pa"),
 }
 """The metric names a report reads (first found wins) for each quantity it plots."""
 
 ALARM_EVENT_KINDS = ("trip", "estop", "finding", "decision")
+
+TERMINAL_STATES = ("completed", "aborted", "faulted")
 
 RETENTION = 0.8
 """The retention the CE projection looks for (80 %)."""
@@ -158,15 +162,20 @@ def load_run(store: Store, run_id: str) -> RunData:
             metrics.setdefault(str(m["name"]), []).append(m)
         events = store.events(run_id, name)
         channels.append(ChannelData(
-            name, float(row["area_m2"]), _status(row, events), store.samples(run_id, name), store.steps(run_id, name),
-            store.cycles(run_id, name), events, metrics,
+            name, float(row["area_m2"]), _status(run, row, events), store.samples(run_id, name),
+            store.steps(run_id, name), store.cycles(run_id, name), events, metrics,
         ))  # fmt: skip
     return RunData(run, channels)
 
 
-def _status(row: dict[str, Any], events: list[dict[str, Any]]) -> str:
-    """The channel's state: the last transition it made (the channels table may lag behind a fault)."""
+def _status(run: dict[str, Any], row: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    """The channel's state: its last recorded transition, or its status in the channels table; a
+    channel of an ended run still marked running ended in a trip (faulted) or as the run did."""
+    state = str(row["status"])
     for e in reversed(events):
         if e["kind"] == "transition" and e["values"].get("to"):
-            return str(e["values"]["to"])
-    return str(row["status"])
+            state = str(e["values"]["to"])
+            break
+    if state in TERMINAL_STATES or run["status"] == "running":
+        return state
+    return "faulted" if any(e["kind"] in ("trip", "estop") for e in events) else str(run["status"])

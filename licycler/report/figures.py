@@ -276,15 +276,24 @@ def _per_cycle(t: FloatArray, value: FloatArray, cycle: npt.NDArray[np.int64]) -
     return c[last].astype(np.float64), v[last]
 
 
+OVERPOTENTIALS = (
+    ("nucleation_overpotential_v", "o", "-", "nucleation"),
+    ("plateau_overpotential_plate_v", "s", "--", "plateau, plating"),
+    ("plateau_overpotential_strip_v", "^", ":", "plateau, stripping"),
+    ("strip_end_overpotential_v", "x", "-.", "end of stripping"),
+)
+"""Monitor metrics of the overpotential panel: (quantity, marker, line style, label)."""
+
+
 def overpotential_figure(data: RunData) -> Figure:
-    """Nucleation and plateau overpotentials per cycle (monitors), and the mean polarization of each
+    """Nucleation, plateau and end-of-strip overpotentials per cycle (the overpotential monitor's
+    metrics; a rising end-of-strip overpotential is the sign of dead lithium), and the mean polarization of each
     plating and stripping half-cycle (from the cycles' charge-weighted mean voltages)."""
     fig, (ax_n, ax_p) = _new(1, 2, height_in=4.0)
     found = False
     for k, ch in enumerate(data.channels):
         colour = _colour(k)
-        for quantity, marker, style, label in (("nucleation_overpotential_v", "o", "-", "nucleation"),
-                                               ("plateau_overpotential_v", "s", "--", "plateau")):  # fmt: skip
+        for quantity, marker, style, label in OVERPOTENTIALS:
             c, v = _per_cycle(*ch.metric(quantity))
             if c.size:
                 found = True
