@@ -10,12 +10,30 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
-from licycler.errors import UserError
-from licycler.store import DEFAULT_DB_URL, Store
+from sqlalchemy.exc import SQLAlchemyError
 
-__all__ = ["register"]
+from licycler.errors import UserError
+from licycler.store import DEFAULT_DB_URL, Store, StoreError
+
+__all__ = ["open_existing_store", "register"]
+
+
+def open_existing_store(url: str) -> Store:
+    """The database at ``url``, which must exist and be reachable (a :class:`UserError` otherwise)."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            raise UserError(f"no database at {path} (licycler demo or licycler run records one; or give --db URL)")
+    store = Store(url, create=False)
+    try:
+        store.runs()
+    except SQLAlchemyError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise StoreError(f"cannot open the database {store._safe_url()}: {first}") from None
+    return store
 
 
 def _list(store: Store, as_json: bool) -> int:
@@ -32,11 +50,11 @@ def _list(store: Store, as_json: bool) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    store = Store(args.db, create=False)
+    if not args.run and not args.list:
+        raise UserError("name a RUN (licycler report --list shows the runs)")
+    store = open_existing_store(args.db)
     if args.list:
         return _list(store, args.json)
-    if not args.run:
-        raise UserError("name a RUN (licycler report --list shows the runs)")
     from licycler.report import build_report  # matplotlib is imported only when a report is made
 
     report = build_report(store, args.run, args.out)

@@ -20,6 +20,8 @@ STATE_STYLES = {
 }  # fmt: skip
 SEVERITY_STYLES = {"alarm": "red bold", "warning": "yellow", "info": "cyan"}
 BARS = "▁▂▃▄▅▆▇█"
+CE_SPAN = 0.002
+"""Smallest CE range (fraction) the CE trend spans: changes below 0.2 % look flat."""
 
 
 def format_duration(seconds: float | None) -> str:
@@ -44,12 +46,16 @@ def format_current(current_a: float | None) -> str:
     return f"{current_a / 1e-9:+.3f} nA" if magnitude > 0 else "0 mA"
 
 
-def sparkline(values: Sequence[float], width: int = 8) -> str:
-    """The last ``width`` values as bar characters scaled between their min and max."""
+def sparkline(values: Sequence[float], width: int = 8, min_span: float = 0.0) -> str:
+    """The last ``width`` values as bar characters scaled between their min and max, over at least
+    ``min_span`` (so that noise on a flat series stays flat)."""
     tail = list(values)[-width:]
     if not tail:
         return ""
     low, high = min(tail), max(tail)
+    if high - low < min_span:
+        mid = 0.5 * (high + low)
+        low, high = mid - 0.5 * min_span, mid + 0.5 * min_span
     if high - low < 1e-12:
         return BARS[3] * len(tail)
     return "".join(BARS[min(int((v - low) / (high - low) * (len(BARS) - 1) + 0.5), len(BARS) - 1)] for v in tail)
@@ -60,7 +66,7 @@ def _ce(view: ChannelView) -> Text:
         return Text("–", style="dim")
     text = Text(f"{view.ce_last * 100:.2f} %")
     if len(view.ce_history) > 1:
-        text.append(" " + sparkline(view.ce_history), style="cyan")
+        text.append(" " + sparkline(view.ce_history, min_span=CE_SPAN), style="cyan")
     return text
 
 
