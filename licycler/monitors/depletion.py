@@ -119,6 +119,7 @@ class DepletionMonitor:
                     self.gap.set_current(state, jr, t_start)
                 c_x0, c_xl = self.gap.advance(state, t[a:b])
                 np.minimum(c_min[a:b], np.minimum(c_x0, c_xl), out=c_min[a:b])
+        c_min = np.maximum(c_min, 0.0)  # past depletion the model's linear profile goes negative: 0 is 0
         return 1.0 - c_min / self.c0, c_min
 
     def _copies_at(self, t0: float) -> list[GapState]:
@@ -168,7 +169,7 @@ class DepletionMonitor:
         """Seconds until a plating surface reaches zero at the present current (inf: never)."""
         return min(self.gap.time_to_depletion(s) for s in self.states)
 
-    def _time_to_depletion_at(self, t0: float, j: float) -> float:
+    def time_to_depletion_at(self, t0: float, j: float) -> float:
         out = math.inf
         for s, f in zip(self._copies_at(t0), self.factors, strict=True):
             out = min(out, self.gap.time_to_depletion(s, f * j))
@@ -197,7 +198,7 @@ class DepletionMonitor:
         if t_cross is None:
             return []
         self.latched.add("forecast")
-        ttd = self._time_to_depletion_at(t0, j)
+        ttd = self.time_to_depletion_at(t0, j)
         return [Finding(self.name, "depletion", "forecast", t0,
                         f"depletion index forecast to reach {self.threshold:g} in {t_cross:.4g} s, before the step "
                         f"ends (in {duration:.4g} s); surface depleted in {ttd:.4g} s at "
@@ -230,7 +231,7 @@ class DepletionMonitor:
             self._emit_metrics(ctx, t_end, with_ttd=True)
             self.next_metric_s = t_end + self.watch.every_s
         k = int(np.argmax(index))
-        if index[k] >= self.threshold and "threshold" not in self.latched:
+        if index[k] >= self.threshold and ctx.sourcing and "threshold" not in self.latched:
             self.latched.add("threshold")
             ttd = self.time_to_depletion_s()
             findings.append(Finding(self.name, "depletion", "threshold", float(chunk.t_s[k]),
@@ -311,7 +312,8 @@ class DepletionMonitor:
     # --- the empirical sign ------------------------------------------------------------------
     def _divergence(self, ctx: StepContext, chunk: Chunk) -> list[Finding]:
         """Accelerating rise of |V| while plating: three successive window-to-window rises, each
-        larger than the one before, the last at least ``min_rise``."""
+        larger than the one before, the first at least a quarter of ``min_rise`` and the last at
+        least ``min_rise`` (a single jump, such as contact lost to a void, is not a divergence)."""
         plating = ctx.step.kind == "plate" or (ctx.chemistry == "Li||Li" and ctx.step.kind == "strip")
         if not (plating and ctx.sourcing) or "divergence" in self.latched or not len(chunk):
             return []
@@ -340,7 +342,7 @@ class DepletionMonitor:
             return []
         m0, m1, m2, m3 = self.means[-4:]
         r1, r2, r3 = m1 - m0, m2 - m1, m3 - m2
-        if not (0 < r1 < r2 < r3 and r3 >= self.min_rise_v):
+        if not (0.25 * self.min_rise_v <= r1 < r2 < r3 and r3 >= self.min_rise_v):
             return []
         self.latched.add("divergence")
         ttd = self.time_to_depletion_s()

@@ -58,7 +58,9 @@ class EfficiencyMonitor:
         ce = float(coulombic_efficiency(q_strip, q_plate))
         self.cycles += 1
         self.ces = [*self.ces, ce][-self.window :]
-        self.losses = [*self.losses, q_plate - q_strip][-self.window :]
+        # lithium lost in the cycle: what the working electrode did not give back, and the same
+        # fraction of what was plated back onto the counter electrode (1 - CE) Q_strip
+        self.losses = [*self.losses, (q_plate - q_strip) * (1.0 + ce)][-self.window :]
         self.last_plate_c = q_plate
         arr = np.array(self.ces)
         mean = float(arr.mean())
@@ -81,7 +83,7 @@ class EfficiencyMonitor:
         e_plate, e_strip = float(row.get("energy_plate_j") or 0.0), float(row.get("energy_strip_j") or 0.0)
         if e_plate != 0:
             m.add(t, "energy_efficiency", float(energy_efficiency_from_energies(e_strip, e_plate)))
-        return self._inventory(ctx, t, q_plate - q_strip)
+        return self._inventory(ctx, t, self.losses[-1])
 
     def _inventory(self, ctx: StepContext, t: float, loss_c: float) -> list[Finding]:
         if self.inventory_c is None:

@@ -159,7 +159,8 @@ class PressureMonitor:
         if len(self.readings) >= MIN_RATE_READINGS and t - self.readings[0][0] >= 0.5 * self.window_s:
             self.slope = _slope(self.readings)
         if self.loss_latched:
-            if p > (1.0 - 0.5 * self.fraction) * ref:
+            steady = self.slope is None or self.slope > -0.5 * self.rate * ref
+            if p > (1.0 - 0.25 * self.fraction) * ref and steady:
                 self.loss_latched = False  # recovered: a new loss will be reported again
             return []
         floor = (1.0 - self.fraction) * ref
