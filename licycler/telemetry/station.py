@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,31 +296,41 @@ class Telemetry:
         self.counters["connection_failures"] += 1
         self.connected.clear()
 
+    def published(self) -> bool:
+        """Everything handed to the broker (samples sent, records acknowledged by it)."""
+        return self.samples.rows == 0 and not self._dirty and self.outbox.drained(need_acks=False)
+
     def drained(self) -> bool:
-        """Everything published, and confirmed by a recorder if one is online."""
-        return (
-            self.samples.rows == 0 and not self._dirty and self.outbox.drained(need_acks=self.recorder_online)
-        )
+        """Everything published and, when this lab has a recorder (one has announced itself, even
+        if it is offline now), confirmed by it."""
+        return self.published() and self.outbox.drained(need_acks=bool(self._recorders))
 
     @property
     def recorder_online(self) -> bool:
         return any(self._recorders.values())
 
+    async def wait_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until ``condition()`` holds, checking whenever something
+        was published or confirmed; returns whether it holds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not condition() and loop.time() < deadline:
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), max(0.0, deadline - loop.time()))
+        return condition()
+
     async def close(self, timeout_s: float | None = None) -> bool:
-        """Publish what is queued (waiting up to ``timeout_s`` for a recorder's confirmations when
-        one is online), say ``offline``, disconnect. Returns True when nothing was left behind."""
+        """Publish what is queued and, when the lab has a recorder, wait for its confirmations (at
+        most ``timeout_s``, default ``drain_timeout_s``); say ``offline``; disconnect. Returns True
+        when nothing was left behind."""
         if self._task is None or self._closed:
             self._closed = True
             return True
         timeout = self.options.drain_timeout_s if timeout_s is None else timeout_s
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         self._flush_samples = True
         self._wake.set()
-        while not self.drained() and loop.time() < deadline:
-            self._progress.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), max(0.0, deadline - loop.time()))
+        await self.wait_until(self.drained, timeout)
         drained = self.drained()
         self._closed = True
         self._stop.set()

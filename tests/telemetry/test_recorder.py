@@ -102,3 +102,59 @@ def test_a_record_written_twice_is_stored_once(tmp_path: Path) -> None:
     assert len(again.keys["s1"]) == 3  # all acknowledged: the recorder has each of them
     assert [c["cycle"] for c in lab.cycles("r1", "ch1")] == [1, 2, 3]
     assert lab.cycles("r1", "ch1")[0]["ce"] == 0.99
+
+
+async def test_a_resumed_run_sends_the_recorder_what_it_recorded_before_the_crash(tmp_path: Path) -> None:
+    from licycler.engine import RunController
+    from licycler.engine.resume import plan_resume
+    from tests.engine.test_resume import crash_after
+
+    store = Store(f"sqlite:///{tmp_path / 'station.db'}")
+    run_id = await crash_after(schedule(4), store, keep=7)  # no telemetry at all before the crash
+    assert len(store.cycles(run_id, "ch0")) >= 1
+    (tmp_path / "broker").mkdir()
+    with mosquitto(tmp_path / "broker") as broker:
+        lab = Store(f"sqlite:///{tmp_path / 'lab.db'}")
+        recorder = Recorder(parse_mqtt_url(broker.url()), lab, name="resume-test",
+                            options=RecorderOptions(batch_interval_s=0.05))  # fmt: skip
+        recording = asyncio.create_task(recorder.run())
+        await asyncio.wait_for(recorder.ready.wait(), 10)
+        plan = plan_resume(store, run_id, stuck_count=10**9)
+        ctl = RunController(plan.schedule, plan.setups, store, run_id=run_id, resuming=True)
+        attach(ctl, broker.url(), station_name("resume"), options=TelemetryOptions(sample_interval_s=0.05))
+        assert await ctl.run() == {"ch0": RunState.COMPLETED}
+        assert await close_telemetry(ctl, 30.0)
+        recorder.stop()
+        await asyncio.wait_for(recording, 10)
+    assert [c["cycle"] for c in lab.cycles(run_id, "ch0")] == [1, 2, 3, 4]
+    same_records(store, lab, run_id, ["ch0"])
+
+
+async def test_records_the_broker_accepted_then_lost_reach_the_recorder_when_it_returns(tmp_path: Path) -> None:
+    """The broker accepts every record while the recorder is away, then dies with them (no
+    persistence): only the station's outbox still has them, and sends them when the recorder is back."""
+    (tmp_path / "broker").mkdir()
+    with mosquitto(tmp_path / "broker") as broker:
+        mqtt = parse_mqtt_url(broker.url())
+        lab = Store(f"sqlite:///{tmp_path / 'lab.db'}")
+        options = RecorderOptions(batch_interval_s=0.05, backoff=QUICK)
+        first = Recorder(mqtt, lab, name="away", options=options)
+        recording = asyncio.create_task(first.run())
+        await asyncio.wait_for(first.ready.wait(), 10)
+        first.stop()  # its persistent session stays: the broker queues its records
+        await asyncio.wait_for(recording, 10)
+        store = Store(f"sqlite:///{tmp_path / 'station.db'}")
+        ctl = controller(schedule(5), store, ["ch1"])
+        telemetry = attach(ctl, broker.url(), station_name("lost"),
+                           options=TelemetryOptions(sample_interval_s=0.05, backoff=QUICK))  # fmt: skip
+        await ctl.run()
+        assert await telemetry.wait_until(telemetry.published, 10.0)  # the broker has accepted every record
+        broker.kill()
+        await asyncio.to_thread(broker.start)
+        back = Recorder(mqtt, lab, name="away", options=options)
+        recording = asyncio.create_task(back.run())
+        assert await close_telemetry(ctl, 30.0)  # waits for the returning recorder's acknowledgements
+        back.stop()
+        await asyncio.wait_for(recording, 10)
+    assert [c["cycle"] for c in lab.cycles(ctl.run_id, "ch1")] == [1, 2, 3, 4, 5]
+    same_records(store, lab, ctl.run_id, ["ch1"])
