@@ -75,7 +75,8 @@ async def test_a_subscriber_on_the_machines_broker_sees_valid_payloads_of_the_wh
             await sub.subscribe(f"licycler/{station}/#", qos=1)
             telemetry = attach(ctl, url, station, options=FAST)
             states = await ctl.run()
-            assert await close_telemetry(ctl)
+            await close_telemetry(ctl, 2.0)  # a shared broker may know a recorder that is away: do not wait long
+            assert telemetry.published()
             async for message in sub.messages:  # until the station says it is offline
                 payload = json.loads(message.payload)  # type: ignore[arg-type]
                 seen.append((str(message.topic), payload))
