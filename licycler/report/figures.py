@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from licycler.report.data import ChannelData, RunData
 
@@ -105,7 +106,8 @@ def _shade_steps(ax: Axes, ch: ChannelData, scale: float) -> set[str]:
 def _mark_events(ax: Axes, ch: ChannelData, scale: float) -> set[str]:
     marked = set()
     for kind, (colour, marker, _label) in EVENT_STYLES.items():
-        times = np.array([e["time_s"] for e in ch.events if e["kind"] == kind], dtype=np.float64) / scale
+        times = np.array([e["time_s"] for e in ch.events if e["kind"] == kind and not _routine(e)],
+                         dtype=np.float64) / scale  # fmt: skip
         if not times.size:
             continue
         if kind in ("trip", "estop"):
@@ -115,6 +117,11 @@ def _mark_events(ax: Axes, ch: ChannelData, scale: float) -> set[str]:
                    s=28, zorder=5, clip_on=False)  # fmt: skip
         marked.add(kind)
     return marked
+
+
+def _routine(event: dict[str, object]) -> bool:
+    """A monitor's decision to ``continue`` (listed in the report's table, not marked on figures)."""
+    return event["kind"] == "decision" and event["cause"] == "continue"
 
 
 def voltage_figure(data: RunData) -> Figure:
@@ -234,6 +241,7 @@ def ce_figure(data: RunData) -> Figure:
     ax_ret.set_title("Retention and projection to 80 % (dashed)", loc="left", fontsize=10)
     for ax in (ax_ce, ax_ret):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if any_ce:
             ax.legend(fontsize=8, frameon=False)
         else:
@@ -303,7 +311,7 @@ def overpotential_figure(data: RunData) -> Figure:
     ax_n.set_ylabel("Overpotential (mV)")
     ax_n.set_title("Nucleation and plateau overpotential", loc="left", fontsize=10)
     if found:
-        ax_n.legend(fontsize=8, frameon=False)
+        ax_n.legend(fontsize=7, frameon=False, ncols=2, loc="best")
     else:
         _note(ax_n, "no overpotential metrics in this run\n(recorded by the overpotential monitor)")
     any_cycle = False
@@ -327,6 +335,7 @@ def overpotential_figure(data: RunData) -> Figure:
         _note(ax_p, "no complete cycle")
     for ax in (ax_n, ax_p):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle("Overpotentials per cycle", x=0.02, ha="left", fontweight="bold")
     return fig
 

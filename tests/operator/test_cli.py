@@ -13,6 +13,7 @@ import pytest
 from licycler.protocols import protocol_path
 from tests.operator.conftest import PYTHON, KnownRun
 
+CALC_OK = ["--diffusivity", "3.22e-10 m^2/s", "--concentration", "1 M", "--transference-number", "0.38"]
 UNREACHABLE_DB = "postgresql://licycler@127.0.0.1:1/licycler"
 
 
@@ -73,8 +74,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
         (["demo", "--cycles", "0", "--db", "sqlite:///{tmp}/d.db"], ["--cycles"]),
         (["demo", "--db", UNREACHABLE_DB], ["cannot open the database"]),
         (["sim-serve", "no-such-instrument"], ["unknown instrument"]),
-        (["calc", "sand-time", "--diffusivity", "3.22e-10 m^2/s", "--concentration", "1 M", "--transference-number",
-          "0.38", "--current-density", "5 parsec"], ["--current-density"]),
+        (["calc", "sand-time", *CALC_OK, "--current-density", "5 parsec"], ["--current-density"]),
         (["report", "abc123", "--db", "sqlite:///{tmp}/nothing-here.db"], ["no database at"]),
         (["no-such-command"], ["invalid choice"]),
     ],
