@@ -129,6 +129,7 @@ class Telemetry:
         self._flush_samples = False
         self._reported_drops = 0
         self._task: asyncio.Task[None] | None = None
+        self._reporter: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -247,7 +248,15 @@ class Telemetry:
         """Start publishing (call inside the running event loop, before or during the run)."""
         if self._task is not None:
             return
-        self._task = asyncio.get_running_loop().create_task(self._main(), name=f"telemetry:{self.station}")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._main(), name=f"telemetry:{self.station}")
+        self._reporter = loop.create_task(self._report_periodically(), name=f"telemetry-drops:{self.station}")
+
+    async def _report_periodically(self) -> None:
+        """Drops are reported whether or not the broker is there (it is when it is not that they happen)."""
+        while True:
+            await asyncio.sleep(self.options.status_interval_s)
+            self._report_drops()
 
     async def _main(self) -> None:
         if self.controller is not None:
@@ -332,6 +341,9 @@ class Telemetry:
         self._wake.set()
         await self.wait_until(self.drained, timeout)
         drained = self.drained()
+        self._report_drops()
+        if self._reporter is not None:
+            self._reporter.cancel()
         self._closed = True
         self._stop.set()
         self._wake.set()
@@ -452,7 +464,6 @@ class Telemetry:
             if now >= next_status:
                 next_status = now + opts.status_interval_s
                 await client.publish(station_topic(self.station, "status"), encode(self._status("online")), 1, True)
-                self._report_drops()
                 if self.recorder_online:
                     self.outbox.resend_older(now, opts.resend_after_s)
             self._progress.set()

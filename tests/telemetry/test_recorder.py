@@ -13,7 +13,7 @@ from licycler.store.sql import SampleRows
 from licycler.telemetry import Backoff, TelemetryOptions, attach, close_telemetry, parse_mqtt_url
 
 from .helpers import controller, schedule, station_name
-from .services import mosquitto
+from .services import free_port, mosquitto
 
 QUICK = Backoff(initial_s=0.05, max_s=0.5)
 
@@ -158,3 +158,21 @@ async def test_records_the_broker_accepted_then_lost_reach_the_recorder_when_it_
         await asyncio.wait_for(recording, 10)
     assert [c["cycle"] for c in lab.cycles(ctl.run_id, "ch1")] == [1, 2, 3, 4, 5]
     same_records(store, lab, ctl.run_id, ["ch1"])
+
+
+async def test_with_no_broker_the_run_goes_on_and_dropped_samples_are_counted_and_logged(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'station.db'}")
+    ctl = controller(schedule(3), store, ["ch1"], speed=250.0)
+    telemetry = attach(ctl, f"mqtt://127.0.0.1:{free_port()}", station_name("nobroker"),  # nothing listens there
+                       options=TelemetryOptions(max_sample_rows=50, status_interval_s=0.05, backoff=QUICK))  # fmt: skip
+    states = await asyncio.wait_for(ctl.run(), 30)
+    assert states == {"ch1": RunState.COMPLETED}
+    assert not await close_telemetry(ctl, 0.1)  # nothing could be delivered, and it says so
+    recorded = len(store.samples(ctl.run_id, "ch1"))
+    stats = telemetry.stats()
+    assert stats["samples_dropped"] == recorded - 50  # only the newest 50 were kept for the broker
+    assert stats["connects"] == 0
+    assert stats["connection_failures"] >= 1
+    drops = [e for e in store.events(ctl.run_id, "ch1") if e["cause"] == "samples_dropped"]
+    assert drops, "the drops are in the run's own log"
+    assert sum(e["values"]["dropped"] for e in drops) <= stats["samples_dropped"]
