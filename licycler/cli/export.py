@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from licycler.export import FORMATS, export_run
-from licycler.recorder.db import database_url
 from licycler.store import DEFAULT_DB_URL, Store
 
 __all__ = ["register"]
@@ -31,6 +30,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from licycler.recorder.db import database_url
+
     store = Store(database_url(args.db), create=False)
     try:
         for path in export_run(store, args.run, args.format, Path(args.out), channels=args.channel):

@@ -15,9 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from licycler.recorder import Recorder, RecorderOptions, database_url
 from licycler.store import Store
-from licycler.telemetry.connection import parse_mqtt_url
 
 __all__ = ["register"]
 
@@ -35,6 +33,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 async def _record(args: argparse.Namespace) -> int:
+    from licycler.recorder import Recorder, RecorderOptions, database_url  # MQTT code only when recording
+    from licycler.telemetry.connection import parse_mqtt_url
+
     mqtt = parse_mqtt_url(args.mqtt)
     store = await asyncio.to_thread(Store, database_url(args.db))
     recorder = Recorder(mqtt, store, name=args.name, options=RecorderOptions(samples=args.samples))

@@ -30,7 +30,7 @@ from licycler.protocols import load_protocol, load_schedule
 from licycler.protocols.schedule import Schedule
 from licycler.station import Station, load_station, open_station
 from licycler.store import DEFAULT_DB_URL, Store
-from licycler.telemetry import close_telemetry, telemetry_hook, telemetry_options
+from licycler.telemetry.hooks import close_telemetry, telemetry_hook, telemetry_options
 
 __all__ = ["EXIT_INTERRUPTED", "register", "resolve_schedule"]
 
