@@ -236,11 +236,11 @@ def run(quick: bool) -> list[Result]:
             lag = time.perf_counter() - end
             written = _count_samples(db)
             rec_cpu = (_cpu_s(recorder.pid) - rec_cpu0) / (time.perf_counter() - rec_wall0)
+            estops = [asyncio.run(_estop_once(broker.url)) for _ in range(3 if quick else 7)]  # recorded too
             recorder.send_signal(signal.SIGINT)
             recorder.communicate(timeout=30)
             example = encode(sample_payload(_concat_example(), station="bench", run_id="bench", channel="ch00"))
             raw_cpu = asyncio.run(_raw_loop(broker.url, seconds, example))
-            estops = [asyncio.run(_estop_once(broker.url)) for _ in range(3 if quick else 7)]
         finally:
             broker.stop()
     stats = telemetry.stats()
