@@ -131,6 +131,22 @@ async def _station(url: str, seconds: float) -> tuple[float, int, Telemetry]:
     return cpu, published, telemetry
 
 
+class _NoTelemetry:
+    """Takes the hand-over and does nothing: what the feeding alone costs."""
+
+    def on_samples(self, run_id: str, channel: str, rows: SampleRows) -> None:
+        return None
+
+    def on_cycle(self, run_id: str, channel: str, row: dict[str, object]) -> None:
+        return None
+
+
+async def _feed_alone(seconds: float) -> float:
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await _feed(_NoTelemetry(), seconds)  # type: ignore[arg-type]
+    return (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+
+
 async def _raw_loop(url: str, seconds: float, payload: bytes) -> float:
     """The same traffic with aiomqtt alone: 64 pre-encoded messages a second."""
     config = parse_mqtt_url(url)
@@ -241,6 +257,7 @@ def run(quick: bool) -> list[Result]:
             recorder.communicate(timeout=30)
             example = encode(sample_payload(_concat_example(), station="bench", run_id="bench", channel="ch00"))
             raw_cpu = asyncio.run(_raw_loop(broker.url, seconds, example))
+            feed_cpu = asyncio.run(_feed_alone(max(2.0, seconds / 3)))
         finally:
             broker.stop()
     stats = telemetry.stats()
@@ -251,7 +268,9 @@ def run(quick: bool) -> list[Result]:
         ratio_result("telemetry CPU, 64 ch x 10 Hz batched", 100 * cpu, "% core", 5.0, "required 5 %",
                      target="<= 1.0", notes=notes),
         ratio_result("telemetry CPU vs raw aiomqtt loop", 100 * cpu, "% core", 100 * raw_cpu,
-                     "raw aiomqtt publish (same messages)", notes="the raw loop sends pre-encoded payloads"),
+                     "raw aiomqtt publish (same messages)",
+                     notes=f"the raw loop sends pre-encoded payloads; the hand-over of 640 blocks/s alone takes "
+                           f"{100 * feed_cpu:.2f} % of the telemetry figure's core"),
         ratio_result("recorder: samples in its database", written, "samples", published, "published",
                      target=">= 1.0", notes=f"all in {lag:.2f} s after the last sample; SQLite"),
         ratio_result("recorder CPU", 100 * rec_cpu, "% core", 100.0, "one core", target="<= 0.5"),
