@@ -106,7 +106,8 @@ class LiveSession:
         self.redraws += 1
         views = self.model.snapshot()
         if self.mode == "live" and self._live is not None:
-            self._live.update(render_run(self.title, views, list(self.model.log)), refresh=True)
+            frame = render_run(self.title, views, list(self.model.log), self.console.width)
+            self._live.update(frame, refresh=True)
         elif self.mode == "json":
             for view in views:
                 print(json.dumps({"type": "status", "run_id": self.controller.run_id, **view.to_json()}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import pty
@@ -13,8 +14,12 @@ import subprocess
 import termios
 from pathlib import Path
 
+import pytest
+from rich.console import Console
+
 from licycler.events import Event
-from licycler.live import LiveModel, StepPlan, format_duration, sparkline
+from licycler.live import LiveModel, StepPlan, format_duration, render_run, sparkline
+from licycler.live.render import WIDE_COLUMNS
 from licycler.protocols import parse_schedule
 from tests.operator.conftest import PYTHON
 
@@ -143,6 +148,25 @@ def test_model_alarms_and_progress() -> None:
     # the rest of the run: 5 more half-cycles of 1800 s each
     assert est.run_remaining_s is not None
     assert abs(est.run_remaining_s - (1350.0 + 5 * 1800.0)) < 1e-6
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 160, 200])
+def test_the_table_fits_the_terminal(width: int) -> None:
+    schedule = parse_schedule(SHORT, source="short.yaml")
+    model = LiveModel("r1", schedule, list(CHANNELS), wall_clock=lambda: 0.0)
+    for name in CHANNELS:
+        model.emit(Event(0.0, "engine", "transition", "start", "", name, {"from": "idle", "to": "running"}))
+    model.emit(Event(9.0, "safety", "trip", "pressure_out_of_window", "stack pressure 0.69 MPa outside the window",
+                     "ch3"))  # fmt: skip
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(render_run("r1 · live-view test", model.snapshot(), list(model.log), width))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= width
+    text = "\n".join(lines)
+    for name in CHANNELS:
+        assert name in text
+    assert "pressure_out_of_window" in text
+    assert ("CE trend" in text) == (width >= WIDE_COLUMNS)
 
 
 def test_formatting() -> None:
