@@ -91,7 +91,7 @@ class LiveSession:
             return
         if self.mode == "live":
             self._live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stdout=True,
-                              redirect_stderr=False, vertical_overflow="visible")  # fmt: skip
+                              redirect_stderr=True, vertical_overflow="visible")  # fmt: skip
             self._live.start()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="live-view")
 
