@@ -669,6 +669,7 @@ class ChannelRunner:
             q[keep],
             np.full(n, p.step_seq, dtype=np.int64),
             np.full(n, self.accounting.cycle, dtype=np.int64),
+            None if self.supervisor.last_pressure_pa is None else np.full(n, self.supervisor.last_pressure_pa),
         )
         self._samples.append(rows)
         self._notify("on_samples", rows)

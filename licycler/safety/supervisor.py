@@ -89,6 +89,8 @@ class ChannelSupervisor:
         self.stuck_count = stuck_count
         self.checker = BlockChecker(area_m2=area_m2, stuck_count=stuck_count)
         self.tripped: Violation | None = None
+        self.last_pressure_pa: float | None = None
+        """The stack pressure read with the last block (Pa), None without a rig."""
         self.armed = False
         self._last_sample_t: float | None = None
         self._last_fresh_clock: float = clock.now()
@@ -181,6 +183,7 @@ class ChannelSupervisor:
             return None
         limits = limits or self.limits.effective
         pressure = await self.rig.read_pressure_pa()
+        self.last_pressure_pa = pressure
         low, high = limits.pressure_min_pa, limits.pressure_max_pa
         if not np.isfinite(pressure) or (low is not None and pressure < low) or (high is not None and pressure > high):
             raise InterlockError(f"{self.name}: stack pressure {pressure:.4g} Pa outside the window [{low}, {high}] Pa")

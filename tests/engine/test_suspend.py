@@ -60,3 +60,7 @@ async def test_suspend_and_resume_on_pressure(tmp_path: Path) -> None:
     assert abs(step["charge_c"]) == pytest.approx(0.5e-3 * 6 * 3600, rel=1e-3)
     assert step["end_s"] == pytest.approx(6 * 3600 + (t_resume - t_suspend), abs=20)
     assert np.all(samples.current_a < 0)
+    # the stack pressure read with each block is recorded with its samples
+    assert samples.pressure_pa is not None
+    before = samples.t_s < t_suspend
+    assert np.allclose(samples.pressure_pa[before], 1e6, rtol=0.02)
