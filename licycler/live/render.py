@@ -114,7 +114,7 @@ def render_run(
     ``width`` is the terminal's (columns): below :data:`WIDE_COLUMNS` the table is compact."""
     wide = width >= WIDE_COLUMNS
     live = [v for v in views if v.state not in ("completed", "aborted", "faulted")]
-    fractions = [v.run_fraction if v.run_fraction is not None else 0.0 for v in views]
+    fractions = [1.0 if v not in live else (v.run_fraction or 0.0) for v in views]  # an ended channel is done
     overall = sum(fractions) / len(fractions) if fractions else 0.0
     etas = [v.eta_run_wall_s for v in live if v.eta_run_wall_s is not None]
     rates = [v.sim_rate for v in views if v.sim_rate is not None]
