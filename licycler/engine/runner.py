@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from licycler.clock import Clock
+from licycler.clock import Clock, VirtualClock
 from licycler.drivers.errors import NotSupported
 from licycler.drivers.interfaces import SampleBlock, SourceMeasureChannel
 from licycler.engine.accounting import CycleAccounting, RecordFilter, interval_products
@@ -81,6 +81,9 @@ class RunObserver(Protocol):
 
     def on_step(self, run_id: str, channel: str, row: dict[str, Any]) -> None:
         """A step just ended (a row of the steps table)."""
+
+    def on_metrics(self, run_id: str, channel: str, rows: list[dict[str, Any]]) -> None:
+        """Monitor values just computed (rows of the metrics table: seq, time_s, cycle, name, value)."""
 
 
 @runtime_checkable
@@ -249,6 +252,8 @@ class ChannelRunner:
                 await self.supervisor.arm()
                 await self.supervisor.set_current(0.0)
                 await self.supervisor.output_on()
+                if not isinstance(self.clock, VirtualClock):  # on real time: no fresh sample -> safe state
+                    self.supervisor.start_watchdog()
                 while self.progress.position < len(steps):
                     await self._checkpoint()
                     step = steps[self.progress.position]
@@ -260,13 +265,13 @@ class ChannelRunner:
                 await self._finish()
         except SafetyTripped as exc:
             self.failure = exc.violation.cause
-            self._flush(final=True)
             self.machine.to(RunState.FAULTED, exc.violation.cause, exc.violation.message)
+            self._flush(final=True)  # after the transition, so the store has the final state
             return self.machine.state
         except Exception as exc:
             self.failure = type(exc).__name__
-            self._flush(final=True)
             self.machine.to(RunState.FAULTED, "exception", f"{type(exc).__name__}: {exc}")
+            self._flush(final=True)
             return self.machine.state
         except asyncio.CancelledError:  # SIGINT/SIGTERM or the controller stopping: already secured
             if self.machine.can(RunState.STOPPING):
@@ -275,6 +280,8 @@ class ChannelRunner:
                 self.machine.to(RunState.ABORTED, "cancelled", "the controller stopped the run")
             self._flush(final=True)
             raise
+        finally:
+            await self.supervisor.stop_watchdog()
         final = RunState.ABORTED if self._command == "abort" else RunState.COMPLETED
         if final is RunState.ABORTED and self.machine.state is not RunState.STOPPING:
             self.machine.to(RunState.STOPPING, "abort", "operator abort")
@@ -677,8 +684,11 @@ class ChannelRunner:
 
     def _notify(self, method: str, payload: Any) -> None:
         for observer in self.observers:
+            handler = getattr(observer, method, None)  # an observer may watch only some of these
+            if handler is None:
+                continue
             try:
-                getattr(observer, method)(self.run_id, self.name, payload)
+                handler(self.run_id, self.name, payload)
             except Exception as exc:  # an observer's failure never stops control; it is reported once
                 self.observers.remove(observer)
                 self.events.emit(Event(self.progress.t_s, "engine", "observer", "observer_failure",
@@ -695,6 +705,8 @@ class ChannelRunner:
 
     def _batch(self) -> WriteBatch:
         metrics = self.monitors.take_metrics() if self.monitors is not None else []
+        if metrics:
+            self._notify("on_metrics", metrics)
         batch = WriteBatch(self.run_id, self.name, self._samples, self._steps, self._cycles, self.buffer.pending,
                            metrics)  # fmt: skip
         self._samples, self._steps, self._cycles, self.buffer.pending = [], [], [], []
