@@ -45,12 +45,16 @@ async def cli(*args: str) -> int:
 
 
 async def kill_and_resume(schedule: Path, db: Path, delay_s: float) -> bool:
-    """Start a run, SIGKILL it after ``delay_s``, resume it; False when it finished before the kill."""
+    """Start a run, SIGKILL it ``delay_s`` after it started cycling, resume it; False when it
+    finished before the kill."""
     url = f"sqlite:///{db}"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "licycler", "run", str(schedule), "--sim", "li-cu", "--db", url, "--quiet",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable, "-m", "licycler", "run", str(schedule), "--sim", "li-cu", "--db", url, "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+    assert proc.stdout is not None
+    while b'"transition"' not in await proc.stdout.readline():  # the run has started
+        pass
     try:
         await asyncio.wait_for(proc.wait(), delay_s)
     except TimeoutError:
@@ -88,7 +92,7 @@ async def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_pat
         assert attempt < 3 * KILLS, f"only {done} kills landed inside a run"
         jobs = []
         for _ in range(PARALLEL):
-            jobs.append(kill_and_resume(schedule, tmp_path / f"k{attempt}.db", rng.uniform(0.7, 1.6)))
+            jobs.append(kill_and_resume(schedule, tmp_path / f"k{attempt}.db", rng.uniform(0.0, 1.0)))
             attempt += 1
         results = await asyncio.gather(*jobs)
         for k, landed in enumerate(results):
