@@ -370,7 +370,7 @@ class ChannelRunner:
         self._step_e = 0.0
         self._tail_t: list[float] = []
         self._tail_v: list[float] = []
-        self._paused_s = 0.0  # time paused or suspended: it does not count toward the step's time
+        # self._paused_s (set in _run_step): time paused or suspended does not count toward the step's time
         while True:
             if self._command is not None and await self._handle_command(step) == "abort":
                 return StepEnd("aborted", self.progress.t_s)
@@ -618,6 +618,8 @@ class ChannelRunner:
             decisions = self.monitors.end_step(end.by, self._step_q, end.t_s - t0 - self._paused_s)
         except Exception as exc:
             self._monitor_failed(exc)
+            return end
+        if end.by == "aborted":  # the run is stopping already: the findings are reported, nothing more
             return end
         _, stop = await self._apply_decision(None, decisions, sourcing=False)
         return StepEnd("aborted", end.t_s) if stop and end.by != "aborted" else end

@@ -87,6 +87,9 @@ class _Steps:
     def on_step(self, run_id: str, channel: str, row: dict[str, Any]) -> None:
         self.rows.append({**row, "twin": self.cell.state()})
 
+    def on_metrics(self, run_id: str, channel: str, rows: list[dict[str, Any]]) -> None:
+        return None
+
 
 async def run_twin(
     sched_text: str,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from licycler.engine import RunState
 from licycler.monitors import DepletionMonitor
 
 from .conftest import num, run_twin, schedule
@@ -147,3 +148,18 @@ def test_model_follows_sands_time_in_a_thick_gap_and_the_limiting_current_in_a_t
     assert t_above is not None
     assert t_above < 10 * thin.spec.relaxation_time_s
     assert math.isinf(thin.time_to_depletion_at(0.0, 0.9 * j_lim))
+
+
+async def test_a_step_that_no_derate_can_save_is_aborted(tmp_path: Path) -> None:
+    # 10 h at half of 10 mA/cm^2 or more: above the 1 cm gap's limiting current (~1 mA/cm^2), no
+    # allowed current keeps the surface from depleting before the step's 100 mAh/cm^2 are through
+    action = "{action: derate, min_fraction: 0.5}"
+    run = await run_twin(sand_schedule(action, "10 mA/cm^2", "10 h"), THICK, tmp_path)
+    assert run.state is RunState.ABORTED
+    decision = run.of("decision", "abort")
+    assert len(decision) == 1
+    assert decision[0].values["finding"] == "depletion"
+    assert decision[0].time_s == pytest.approx(60.0)  # before any current of the step flowed
+    plate = next(r for r in run.steps if r["kind"] == "plate")
+    assert plate["charge_c"] == 0.0
+    assert not run.twin_events("depletion")

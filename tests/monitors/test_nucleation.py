@@ -57,6 +57,9 @@ class NucleationDrift:
     def on_step(self, run_id: str, channel: str, row: dict[str, Any]) -> None:
         return None
 
+    def on_metrics(self, run_id: str, channel: str, rows: list[dict[str, Any]]) -> None:
+        return None
+
     def on_cycle(self, run_id: str, channel: str, row: dict[str, Any]) -> None:
         upcoming = int(row["cycle"]) + 1  # the cycle that starts now, before its plating
         cfg = self.cell.config
