@@ -573,10 +573,14 @@ class ChannelRunner:
         return "resumed"
 
     # --- monitors (licycler.monitors): their findings become decisions, applied here --------------
-    async def _monitor_pressure(self) -> float | None:
+    async def _monitor_pressure(self, fresh: bool = False) -> float | None:
+        """The stack pressure for the monitors: the supervisor's reading with the last block, or a
+        new reading (``fresh``, or none taken yet)."""
         rig = self.supervisor.rig
         if rig is None:
             return None
+        if not fresh and self.supervisor.last_pressure_pa is not None:
+            return self.supervisor.last_pressure_pa
         try:
             return await rig.read_pressure_pa()
         except Exception:  # a monitor's reading never stops control (the supervisor checks the rig)
@@ -642,7 +646,7 @@ class ChannelRunner:
                 async def ready(
                     since: float, now: float, d: Decision = d, suite: MonitorSuite = suite
                 ) -> tuple[bool, str]:
-                    return suite.resume_ready(d, since, now, await self._monitor_pressure())
+                    return suite.resume_ready(d, since, now, await self._monitor_pressure(fresh=True))
 
                 numbers: dict[str, Any] = {k: v for k, v in d.values.items() if isinstance(v, int | float)}
                 why = (f"monitor_{d.finding.cause}", d.message)
