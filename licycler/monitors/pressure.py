@@ -24,6 +24,8 @@ __all__ = ["PressureMonitor"]
 
 REFERENCE_READINGS = 3
 MIN_RATE_READINGS = 5
+MIN_REFERENCE_PA = 1e3
+"""Below this reference stack pressure (Pa) there is no pressure loss to watch for."""
 
 
 def _slope(points: list[tuple[float, float]]) -> float:
@@ -82,7 +84,7 @@ class PressureMonitor:
         e_s = 0 if current_a > 0 else 1  # a positive current strips the working electrode
         m = self.model
         i_max = m.void_alpha * abs(current_a) / self.area_m2
-        left = pressure_pa - m.contact_stiffness_pa_m * self.recession[e_s]
+        left = max(pressure_pa, 0.0) - m.contact_stiffness_pa_m * self.recession[e_s]
         if left + m.adhesion_strength_pa <= 0:
             return 0.0
         return float(void_time(left, m.adhesion_strength_pa, m.contact_stiffness_pa_m, i_max))
@@ -90,7 +92,8 @@ class PressureMonitor:
     def _creep(self, current_a: float, pressure_pa: float) -> float:
         m = self.model
         j = abs(current_a) / self.area_m2
-        return float(creep_number(m.creep_prefactor, m.creep_exponent, m.stress_concentration, pressure_pa,
+        p = max(pressure_pa, 0.0)  # a reading's noise around zero is no tension
+        return float(creep_number(m.creep_prefactor, m.creep_exponent, m.stress_concentration, p,
                                   m.protrusion_length_m, j))  # fmt: skip
 
     # --- the monitor -------------------------------------------------------------------------
@@ -156,6 +159,8 @@ class PressureMonitor:
             return []
         ref = self.reference
         self.slope = None
+        if ref < MIN_REFERENCE_PA:  # no stack pressure to lose (a cell without a rig, a 0 Pa setpoint)
+            return []
         if len(self.readings) >= MIN_RATE_READINGS and t - self.readings[0][0] >= 0.5 * self.window_s:
             self.slope = _slope(self.readings)
         if self.loss_latched:

@@ -136,3 +136,17 @@ async def test_void_predicted_at_the_start_of_the_strip(tmp_path: Path, lead: An
     assert np.all(np.diff(void_times[: void_times.size // 2]) < 0)
     lead("void (2 MPa, stiff interface, 5 mA/cm^2)", "void_risk (forecast)", t_void - found[0].time_s,
          "the void opens (twin)")  # fmt: skip
+
+
+async def test_no_pressure_loss_without_a_stack_pressure(tmp_path: Path) -> None:
+    scenario = """\
+name: no stack pressure
+seed: 1
+cell: {kind: li-li, area: 2.01 cm^2}
+rig: {setpoint: 0 Pa}
+measurement: {voltage_noise: 50 uV, pressure_noise: 1 kPa}
+"""
+    run = await run_twin(CYCLING.format(limits="", watch="", count=2), scenario, tmp_path)
+    assert run.state is RunState.COMPLETED
+    assert run.metric("pressure_pa")  # read, but nothing to lose
+    assert not run.of("finding", "pressure_loss")
