@@ -69,7 +69,8 @@ for k in range(2 * cycles):
         n = min(1000, 3600 - b)
         t = t0 + 1.0 + np.arange(b, b + n, dtype=np.float64)
         v, i = twin.cell.measure(t)
-        rows = SampleRows(np.arange(seq, seq + n), t, v, i, np.cumsum(i), np.full(n, k), np.full(n, k // 2)).rows("r", "c")
+        block = SampleRows(np.arange(seq, seq + n), t, v, i, np.cumsum(i), np.full(n, k), np.full(n, k // 2))
+        rows = block.rows("r", "c")
         with conn:
             conn.executemany(sql, rows)
         seq += n
