@@ -47,7 +47,8 @@ CAPACITY_TOLERANCE = 1e-6
 """A capacity termination fires within 1 ppm of the target (so reading noise costs no extra sample)."""
 
 PRESSURE_PERIOD_S = 10.0
-"""Longest a segment runs before the stack pressure is read again (s), when the channel has a rig."""
+"""Longest a segment runs before the stack pressure is read again (s), when the pressure matters:
+a rig with a pressure window in the limits or a suspension rule in the schedule."""
 
 STORE_LAG_BATCHES = 32
 """How far the store may fall behind a hardware-free run before the run waits for it."""
@@ -408,10 +409,29 @@ class ChannelRunner:
         await asyncio.sleep(0)  # let other channels, commands and sinks run between blocks
         return block
 
+    def _pressure_period_s(self) -> float | None:
+        """How often (s) the stack pressure must be read between segments, None when it need not.
+
+        Safety (a pressure window), the schedule's suspension rule and a watch rule that acts on a
+        pressure finding need it every ``PRESSURE_PERIOD_S``; the monitors otherwise take it at their
+        own period; without a rig there is nothing to read."""
+        if self.supervisor.rig is None:
+            return None
+        eff = self.supervisor.limits.effective
+        watch = self.schedule.watch
+        acting = watch.enabled and any(
+            watch.rule(name).action != "continue" for name in ("pressure_loss", "void_risk") if name in watch.rules
+        )
+        window = eff.pressure_min_pa is not None or eff.pressure_max_pa is not None
+        if self.schedule.suspend is not None or window or acting:
+            return PRESSURE_PERIOD_S
+        return watch.period_s if watch.enabled else None
+
     def _segment_length(self, step: Step, t0: float, dt: float) -> int:
         n = self.max_segment
-        if self.supervisor.rig is not None:  # the stack pressure is read between segments
-            n = min(n, math.ceil(PRESSURE_PERIOD_S / dt))
+        pressure_period = self._pressure_period_s()
+        if pressure_period is not None:  # the stack pressure is read between segments
+            n = min(n, math.ceil(pressure_period / dt))
         until = step.until
         if until.time_s is not None:
             n = min(n, math.ceil((t0 + until.time_s - self.progress.t_s) / dt - 1e-9))
