@@ -225,6 +225,7 @@ class ChannelRunner:
         self.last_block: SampleBlock | None = None
         self.failure: str | None = None
         self.observers: list[RunObserver] = []
+        self._reach_cache: tuple[object, bool] = (None, False)
         self.reads = ReadSchedule(read_period_s, phase_s=read_phase_s)
         self.monitors: MonitorSuite | None = (
             MonitorSuite(schedule, name, self.events.emit, self.progress.monitors) if schedule.watch.enabled else None
@@ -409,12 +410,26 @@ class ChannelRunner:
         await asyncio.sleep(0)  # let other channels, commands and sinks run between blocks
         return block
 
+    def _depletion_in_reach(self, step: Step) -> bool:
+        """Whether the monitors' gap model can deplete the surface at this step's current within ten
+        times the step's time limit (or at all when it has none): then segments stay at the monitors'
+        period. Below the limiting current of a thin separator it never can. Cached per step."""
+        if self.monitors is None or step.kind not in ("plate", "strip") or not step.current_a:
+            return False
+        key = (self.progress.step_seq, step.current_a)
+        if self._reach_cache[0] != key:
+            area = self.schedule.cell.area_m2
+            t_dep = self.monitors.depletion.time_to_depletion_at(self.progress.t_s, abs(step.current_a) / area)
+            horizon = 10 * step.until.time_s if step.until.time_s is not None else math.inf
+            self._reach_cache = (key, math.isfinite(t_dep) and t_dep < horizon)
+        return self._reach_cache[1]
+
     def _pressure_period_s(self) -> float | None:
         """How often (s) the stack pressure must be read between segments, None when it need not.
 
         Safety (a pressure window), the schedule's suspension rule and a watch rule that acts on a
-        pressure finding need it every ``PRESSURE_PERIOD_S``; the monitors otherwise take it at their
-        own period; without a rig there is nothing to read."""
+        pressure finding need it every ``PRESSURE_PERIOD_S``; the monitors otherwise take it with each of
+        their time-series metrics (``watch.every_s``); without a rig there is nothing to read."""
         if self.supervisor.rig is None:
             return None
         eff = self.supervisor.limits.effective
@@ -425,13 +440,15 @@ class ChannelRunner:
         window = eff.pressure_min_pa is not None or eff.pressure_max_pa is not None
         if self.schedule.suspend is not None or window or acting:
             return PRESSURE_PERIOD_S
-        return watch.period_s if watch.enabled else None
+        return watch.every_s if watch.enabled else None
 
     def _segment_length(self, step: Step, t0: float, dt: float) -> int:
         n = self.max_segment
         pressure_period = self._pressure_period_s()
         if pressure_period is not None:  # the stack pressure is read between segments
             n = min(n, math.ceil(pressure_period / dt))
+        if self._depletion_in_reach(step):  # the depletion monitor looks at every period's data
+            n = min(n, math.ceil(self.schedule.watch.period_s / dt))
         until = step.until
         if until.time_s is not None:
             n = min(n, math.ceil((t0 + until.time_s - self.progress.t_s) / dt - 1e-9))
