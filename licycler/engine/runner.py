@@ -83,8 +83,8 @@ class RunObserver(Protocol):
     def on_step(self, run_id: str, channel: str, row: dict[str, Any]) -> None:
         """A step just ended (a row of the steps table)."""
 
-    def on_metrics(self, run_id: str, channel: str, rows: list[dict[str, Any]]) -> None:
-        """Monitor values just computed (rows of the metrics table: seq, time_s, cycle, name, value)."""
+    # An observer may also define ``on_metrics(run_id, channel, rows)``: monitor values just
+    # computed (rows of the metrics table: seq, time_s, cycle, name, value). It is called when present.
 
 
 @runtime_checkable
