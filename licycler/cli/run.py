@@ -114,11 +114,20 @@ async def _run_async(args: argparse.Namespace) -> int:
         scenario = args.sim if isinstance(args.sim, str) else None
         setups, scenario_text = twin_setups(schedule, scenario, channels=args.channels, seed=args.seed)
         controller = RunController(schedule, setups, store, mode="sim", scenario_text=scenario_text)
+    banner = f"run {controller.run_id}: {schedule.name} on {len(setups)} channel(s)"
+    return await _drive(controller, station, store, printer, args, banner)
+
+
+async def _drive(
+    controller: RunController, station: Station | None, store: Store, printer: _Printer,
+    args: argparse.Namespace, banner: str,
+) -> int:  # fmt: skip
+    """Attach the printer and the hooks, run to the end, print the summary; the exit status."""
     controller.add_sink(printer)
     for hook in HOOKS:
         hook(controller, args)
     if printer.mode == "text":
-        print(f"run {controller.run_id}: {schedule.name} on {len(setups)} channel(s)", flush=True)
+        print(banner, flush=True)
     try:
         states = await _execute(controller, station, printer)
     except asyncio.CancelledError:
@@ -135,19 +144,8 @@ async def _resume_async(args: argparse.Namespace) -> int:
     if not plan.setups:
         raise UserError(f"run '{args.run}' has no channel left to resume (finished: {', '.join(plan.finished)})")
     controller = RunController(plan.schedule, plan.setups, store, run_id=plan.run_id, mode=plan.mode, resuming=True)
-    controller.add_sink(printer)
-    for hook in HOOKS:
-        hook(controller, args)
-    if printer.mode == "text":
-        names = ", ".join(s.name for s in plan.setups)
-        print(f"resuming run {plan.run_id} on {names}", flush=True)
-    try:
-        states = await _execute(controller, None, printer)
-    except asyncio.CancelledError:
-        print(f"run {controller.run_id}: interrupted; every channel was secured", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    _summary(controller, states, store, printer)
-    return exit_status(states)
+    banner = f"resuming run {plan.run_id} on {', '.join(s.name for s in plan.setups)}"
+    return await _drive(controller, None, store, printer, args, banner)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from licycler.drivers.device import TransportDevice
 from licycler.drivers.errors import DriverError, InstrumentReportedError
 from licycler.drivers.interfaces import RigStatus
 from licycler.drivers.transport import VisaTransport
@@ -83,7 +84,7 @@ def parse_frame(reply: str, unit_id: str) -> AlicatFrame:
     return AlicatFrame(unit_id, numbers[0], numbers[1], tuple(flags))
 
 
-class AlicatPressureController:
+class AlicatPressureController(TransportDevice):
     """A :class:`~licycler.drivers.interfaces.PressureRig` driven by an Alicat PC controller.
 
     ``display_unit``: the unit the controller shows and takes setpoints in; ``full_scale`` its
@@ -129,18 +130,6 @@ class AlicatPressureController:
             retries=retries,
         )
 
-    async def open(self) -> None:
-        await self.transport.open()
-
-    async def close(self) -> None:
-        await self.transport.close()
-
-    async def __aenter__(self) -> AlicatPressureController:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def _to_pa(self, display_value: float) -> float:
         return display_value * self.unit_pa * self.pressure_gain

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from licycler.drivers.device import TransportDevice
 from licycler.drivers.errors import NotSupported
 from licycler.drivers.interfaces import RigStatus
 from licycler.drivers.transport import VisaTransport
@@ -53,7 +54,7 @@ def parse_force_reading(reply: str, *, default_unit: str = "N") -> float:
     return float(m.group(1)) * factor
 
 
-class Mark10ForceGauge:
+class Mark10ForceGauge(TransportDevice):
     """A :class:`~licycler.drivers.interfaces.PressureRig` made of a Mark-10 gauge under the stack.
 
     ``area_m2`` is the area the force acts on (the cell's electrode area), m^2; ``default_unit``
@@ -97,19 +98,6 @@ class Mark10ForceGauge:
             retries=retries,
         )
 
-    async def open(self) -> None:
-        """Open the serial port (DriverError if it cannot be reached)."""
-        await self.transport.open()
-
-    async def close(self) -> None:
-        await self.transport.close()
-
-    async def __aenter__(self) -> Mark10ForceGauge:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def identify(self) -> str:
         """The gauge has no identity query: a reading in the expected format identifies it."""
