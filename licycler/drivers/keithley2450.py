@@ -107,9 +107,11 @@ class Keithley2450(ScpiDriver):
             f":SENS:VOLT:NPLC {format_number(nplc)}",
             ":SENS:COUN 1",
             f":OUTP:CURR:SMOD {_OFF_MODES[off_mode]}",
+            f":TRAC:CLE {_BUFFER}",  # readings taken before this configuration are not ours
         ]
         for command in commands:
             await t.write(command, idempotent=True)
+        self._restart_epoch()
         await self.check_errors("configure_current_source")
         limit = await self.query_number(":SOUR:CURR:VLIM?")
         if not abs(limit - voltage_limit_v) <= 1e-6 * max(1.0, abs(voltage_limit_v)):

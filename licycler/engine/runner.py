@@ -15,7 +15,7 @@ import json
 import math
 import pickle
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -111,7 +111,8 @@ class Progress:
     monitors: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict for ``json.dumps`` at once (shallow: nested values are shared)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,8 @@ class ChannelRunner:
         """Execute from ``progress.position`` to the end; returns the final state."""
         steps = self.schedule.steps
         self.machine.to(RunState.RUNNING, "start", f"from step {self.progress.position}")
+        if self.progress.step_seq == 0:  # a new run starts now on the clock (its samples are mapped onto it)
+            self.progress.t_s = max(self.progress.t_s, self.clock.now())
         try:
             async with self.supervisor.guard(f"on {self.name}"):
                 await self.supervisor.arm()

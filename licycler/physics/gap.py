@@ -442,6 +442,17 @@ class GapTransport:
             out.flat[i] = self.c0 + lin + float(self._deviation(state, t, xi)[0])
         return out
 
+    def never_depletes(self, state: GapState) -> bool:
+        """True when the plating surface provably stays above zero under the state's current held
+        for ever: its steady value c0 - |g| L / 2 exceeds every deviation the transient could
+        still add (the sum of |z_n| and, for each recent step, |dg| times its fast part at age 0,
+        which bounds it at every age). Cheap; False does not mean it will deplete."""
+        steady = self.c0 - 0.5 * abs(state.gradient_mol_m4) * self.length_m
+        if steady <= 0.0:
+            return False
+        bound = float(np.sum(np.abs(state.amplitudes))) + float(np.sum(np.abs(state.step_gradients))) * self.tail_at_zero
+        return steady > bound * (1.0 + 1e-9) + self.tol
+
     def time_to_depletion(
         self, state: GapState, current_density: float | None = None, *, rel_tol: float = 1e-10
     ) -> float:
@@ -461,6 +472,8 @@ class GapTransport:
             c_0, c_l = self.evaluate(s, s.t_s + times)
             return c_0 if sign > 0 else c_l
 
+        if self.never_depletes(s):
+            return math.inf
         if plating_c(np.zeros(1))[0] <= 0.0:
             return 0.0
         lam1 = float(self.dt_m2_s * (math.pi / self.length_m) ** 2)

@@ -93,6 +93,9 @@ class ChannelSupervisor:
         """The stack pressure read with the last block (Pa), None without a rig."""
         self.armed = False
         self._last_sample_t: float | None = None
+        self._time_offset_s: float | None = None
+        self._last_instrument_t = -np.inf
+        self._last_mapped_t: float | None = None
         self._last_fresh_clock: float = clock.now()
         self._watchdog: asyncio.Task[None] | None = None
         self._retry: asyncio.Task[None] | None = None
@@ -252,7 +255,28 @@ class ChannelSupervisor:
         A violation, an instrument error, or an exception leaves the channel secured and raises
         :class:`SafetyTripped` carrying the block (so the data up to the fault is kept).
         """
-        return await self._accept(self.channel.read_block())
+        return await self._accept(self._on_clock(self.channel.read_block()))
+
+    async def _on_clock(self, reading: Awaitable[SampleBlock]) -> SampleBlock:
+        """Instrument timestamps onto the controller's clock (s).
+
+        An instrument counts time from its own origin (power-on, a reset, its first buffered
+        reading); the run counts on the clock. The first block is anchored so that its newest
+        reading is "now", and spacing then follows the instrument; a timestamp going backwards (the
+        instrument was reset or replaced) anchors again, after the last mapped time."""
+        block = await reading
+        if not len(block):
+            return block
+        t = block.time_s
+        if self._time_offset_s is None or float(t[0]) < self._last_instrument_t:
+            offset = self.clock.now() - float(t[-1])
+            if self._last_mapped_t is not None:
+                offset = max(offset, self._last_mapped_t - float(t[0]) + 1e-6)
+            self._time_offset_s = offset
+        self._last_instrument_t = float(t[-1])
+        mapped = t + self._time_offset_s
+        self._last_mapped_t = float(mapped[-1])
+        return SampleBlock(time_s=mapped, voltage_v=block.voltage_v, current_a=block.current_a)
 
     async def read_segment(
         self, n_samples: int, *, stop_above_v: float | None = None, stop_below_v: float | None = None
