@@ -6,17 +6,21 @@ Commands (2450 reference manual, SCPI command reference), each written once belo
 ``:SENS:VOLT:RANG``/``:RANG:AUTO ON``, ``:SENS:VOLT:NPLC``, ``:OUTP:CURR:SMOD HIMP`` (read back: a
 cell must never see a 0 V source when the output goes off), ``:OUTP ON|OFF``, ``:OUTP?``.
 
-Readings go through the default reading buffer: :meth:`Keithley2450.read_block` returns every
-reading stored since the previous call (taking one with ``:READ?`` when there is none), fetched
-with ``:TRAC:DATA? a,b,"defbuffer1",READ,REL,SOUR`` (voltage, time relative to the buffer's first
-reading, sourced current read back). Time is seconds since the first reading this driver saw, kept
-continuous across buffer clears by anchoring each buffer epoch on its first reading's UTC time
-(``SEC,FRAC``). The buffer is cleared every ``clear_after_readings`` readings.
+Readings go through the default reading buffer. :meth:`Keithley2450.read_block` takes one reading
+and learns whether the instrument took others by itself, in one round trip:
+``:TRAC:ACT? "defbuffer1";:READ? "defbuffer1",READ,SEC,FRAC,SOUR;:TRAC:ACT? "defbuffer1"``
+(voltage, UTC seconds and fraction, sourced current read back). Readings stored since the previous
+call come first, fetched with ``:TRAC:DATA? a,b,"defbuffer1",READ,SEC,FRAC,SOUR`` (rare: only a
+trigger model started by someone else makes them). Time is seconds since the first reading this
+driver saw, from the instrument's UTC timestamps, so it is continuous across buffer clears. The
+buffer is cleared when the driver configures the source (readings from before are not ours) and
+every ``clear_after_readings`` readings.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from licycler.drivers.errors import DriverError
 from licycler.drivers.interfaces import OutputOffMode, SampleBlock
@@ -26,6 +30,7 @@ from licycler.drivers.transport import VisaTransport
 __all__ = ["Keithley2450"]
 
 _BUFFER = '"defbuffer1"'
+_ELEMENTS = "READ,SEC,FRAC,SOUR"
 _OFF_MODES = {
     OutputOffMode.HIGH_IMPEDANCE: "HIMP",
     OutputOffMode.NORMAL: "NORM",
@@ -57,8 +62,7 @@ class Keithley2450(ScpiDriver):
         self.clear_after_readings = clear_after_readings
         self.off_mode = OutputOffMode.HIGH_IMPEDANCE
         self._next_index = 1
-        self._epoch_offset_s: float | None = None
-        self._origin_utc_s: float | None = None
+        self._origin: tuple[float, float] | None = None
 
     @classmethod
     def for_resource(
@@ -111,7 +115,7 @@ class Keithley2450(ScpiDriver):
         ]
         for command in commands:
             await t.write(command, idempotent=True)
-        self._restart_epoch()
+        self._next_index = 1
         await self.check_errors("configure_current_source")
         limit = await self.query_number(":SOUR:CURR:VLIM?")
         if not abs(limit - voltage_limit_v) <= 1e-6 * max(1.0, abs(voltage_limit_v)):
@@ -160,50 +164,36 @@ class Keithley2450(ScpiDriver):
 
     async def read_block(self) -> SampleBlock:
         t = self.transport
-        count = await t.query_as(f":TRAC:ACT? {_BUFFER}", parse_int)
-        if count < self._next_index - 1:  # cleared behind our back (e.g. *RST)
-            self._restart_epoch()
-        if count < self._next_index:
-            reply = await t.query_as(
-                f":READ? {_BUFFER};:TRAC:ACT? {_BUFFER}", _second_field_int
-            )
-            count = reply
-            if count < self._next_index:
-                raise DriverError(self.name, ":READ?", "the reading did not reach the buffer")
-        if self._epoch_offset_s is None:
-            anchor = await t.query_as(
-                f":TRAC:DATA? 1,1,{_BUFFER},SEC,FRAC", expect_numbers(2)
-            )
-            utc = float(anchor[0] + anchor[1])
-            if self._origin_utc_s is None:
-                self._origin_utc_s = utc
-            self._epoch_offset_s = utc - self._origin_utc_s
-        first = self._next_index
-        n = count - first + 1
-        data = await t.query_as(
-            f":TRAC:DATA? {first},{count},{_BUFFER},READ,REL,SOUR", expect_numbers(3 * n)
-        )
-        rows = data.reshape(n, 3)
-        self._next_index = count + 1
+        query = f":TRAC:ACT? {_BUFFER};:READ? {_BUFFER},{_ELEMENTS};:TRAC:ACT? {_BUFFER}"
+        before, mine, after = await t.query_as(query, _read_reply)
+        if before < self._next_index - 1:  # cleared behind our back (e.g. *RST): all it holds is new
+            self._next_index = 1
+        if after < max(before + 1, self._next_index):
+            raise DriverError(self.name, ":READ?", "the reading did not reach the buffer")
+        if after == self._next_index:  # the usual case: ours is the only new reading
+            rows = mine.reshape(1, 4)
+        else:  # readings the instrument took by itself since the last call (a trigger model) come first
+            first, n = self._next_index, after - self._next_index + 1
+            data = await t.query_as(f":TRAC:DATA? {first},{after},{_BUFFER},{_ELEMENTS}", expect_numbers(4 * n))
+            rows = data.reshape(n, 4)
+        self._next_index = after + 1
+        if self._origin is None:
+            self._origin = (float(rows[0, 1]), float(rows[0, 2]))
+        sec0, frac0 = self._origin
         block = SampleBlock(
-            time_s=np.ascontiguousarray(rows[:, 1] + self._epoch_offset_s),
+            time_s=(rows[:, 1] - sec0) + (rows[:, 2] - frac0),
             voltage_v=np.ascontiguousarray(rows[:, 0]),
-            current_a=np.ascontiguousarray(rows[:, 2]),
+            current_a=np.ascontiguousarray(rows[:, 3]),
         )
-        if count >= self.clear_after_readings:
+        if after >= self.clear_after_readings:
             await t.write(f":TRAC:CLE {_BUFFER}", idempotent=True)
-            self._restart_epoch()
+            self._next_index = 1
         return block
 
-    def _restart_epoch(self) -> None:
-        self._next_index = 1
-        self._epoch_offset_s = None
 
-
-def _second_field_int(reply: str) -> int:
-    """The ``:TRAC:ACT?`` count of a ``:READ?;:TRAC:ACT?`` reply."""
+def _read_reply(reply: str) -> tuple[int, npt.NDArray[np.float64], int]:
+    """``count;reading,seconds,fraction,source;count`` of the compound read query."""
     parts = reply.split(";")
-    if len(parts) != 2:
-        raise ValueError(f"expected two replies, got {reply!r}")
-    float(parts[0])  # the reading must be a number too
-    return parse_int(parts[1])
+    if len(parts) != 3:
+        raise ValueError(f"expected 3 replies, got {len(parts)}")
+    return parse_int(parts[0]), expect_numbers(4)(parts[1]), parse_int(parts[2])

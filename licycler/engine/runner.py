@@ -231,6 +231,9 @@ class ChannelRunner:
         self.monitors: MonitorSuite | None = (
             MonitorSuite(schedule, name, self.events.emit, self.progress.monitors) if schedule.watch.enabled else None
         )
+        if self.monitors is not None and not isinstance(self.channel, SegmentChannel) and read_period_s > 0:
+            # on real time, channels that step together process their data at staggered moments
+            self.monitors.phase = (read_phase_s / read_period_s) % 1.0
 
     # --- operator commands (states of the engine, not flags in steps) ---------------------------
     def pause(self) -> None:

@@ -165,6 +165,14 @@ class DepletionMonitor:
             lo, hi = float(sub[max(m - 1, 0)]), float(sub[m])
         return hi, peak
 
+    def never_below(self, t0: float, j: float, level: float) -> bool:
+        """Whether the plating surface provably stays above ``level`` (mol/m^3) under current
+        density ``j`` (A/m^2) held from ``t0`` for ever (a cheap bound; False proves nothing)."""
+        states = self._copies_at(t0)
+        for s, f in zip(states, self.factors, strict=True):
+            self.gap.set_current(s, f * j, s.t_s)
+        return min(self.gap.lower_bound(s) for s in states) > level
+
     def time_to_depletion_s(self) -> float:
         """Seconds until a plating surface reaches zero at the present current (inf: never)."""
         return min(self.gap.time_to_depletion(s) for s in self.states)
@@ -194,6 +202,8 @@ class DepletionMonitor:
             return []
         j = -ctx.setpoint_a / self.area_m2
         duration = self._duration(ctx, ctx.setpoint_a)
+        if self.never_below(t0, j, self._level(self.threshold)):
+            return []
         t_cross, peak = self.forecast(t0, j, duration, self._level(self.threshold))
         if t_cross is None:
             return []

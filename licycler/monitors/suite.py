@@ -52,6 +52,9 @@ class MonitorSuite:
         self._blocks: list[tuple[FloatArray, FloatArray, FloatArray]] = []
         self._buffer_t0 = 0.0
         self._first_chunk = False
+        self.phase = 0.0
+        """Fraction of ``watch.period_s`` added to the first processing of each step, so that
+        channels stepping together (a station on real time) do not all process at one instant."""
         if state:
             self.restore(state)
 
@@ -90,7 +93,8 @@ class MonitorSuite:
         self._blocks.append((t, v, i))
         self.ctx.charge_c = charge_c
         self.ctx.elapsed_s = elapsed_s
-        return float(t[-1]) - self._buffer_t0 >= self.watch.period_s
+        wait = self.watch.period_s * (1.0 + self.phase if self._first_chunk else 1.0)
+        return float(t[-1]) - self._buffer_t0 >= wait
 
     @property
     def has_data(self) -> bool:

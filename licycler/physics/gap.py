@@ -442,16 +442,20 @@ class GapTransport:
             out.flat[i] = self.c0 + lin + float(self._deviation(state, t, xi)[0])
         return out
 
+    def lower_bound(self, state: GapState) -> float:
+        """A floor (mol/m^3) under the plating-surface concentration at every time from now on, with
+        the state's current held: its steady value c0 - |g| L / 2 less every deviation the transient
+        could still add (the sum of |z_n| and, for each recent step, |dg| times its fast part at
+        age 0, which bounds it at every age). Cheap: no evaluation in time."""
+        steady = self.c0 - 0.5 * abs(state.gradient_mol_m4) * self.length_m
+        modes = float(np.sum(np.abs(state.amplitudes)))
+        tails = float(np.sum(np.abs(state.step_gradients))) * self.tail_at_zero
+        return steady - (modes + tails) * (1.0 + 1e-9) - self.tol
+
     def never_depletes(self, state: GapState) -> bool:
         """True when the plating surface provably stays above zero under the state's current held
-        for ever: its steady value c0 - |g| L / 2 exceeds every deviation the transient could
-        still add (the sum of |z_n| and, for each recent step, |dg| times its fast part at age 0,
-        which bounds it at every age). Cheap; False does not mean it will deplete."""
-        steady = self.c0 - 0.5 * abs(state.gradient_mol_m4) * self.length_m
-        if steady <= 0.0:
-            return False
-        bound = float(np.sum(np.abs(state.amplitudes))) + float(np.sum(np.abs(state.step_gradients))) * self.tail_at_zero
-        return steady > bound * (1.0 + 1e-9) + self.tol
+        for ever (:meth:`lower_bound` > 0); False does not mean it will deplete."""
+        return self.lower_bound(state) > 0.0
 
     def time_to_depletion(
         self, state: GapState, current_density: float | None = None, *, rel_tol: float = 1e-10

@@ -211,3 +211,32 @@ def test_gap_spec_rejects_unphysical_values() -> None:
     with pytest.raises(ValueError, match="transference"):
         GapSpec(25e-6, 3e-10, C0, 1.0)
     assert FARADAY_C_PER_MOL > 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0.05, 20.0), st.floats(-150.0, 150.0)), min_size=1, max_size=5),
+    st.floats(-120.0, 120.0),
+)
+def test_the_lower_bound_holds_at_every_later_time(history: list[tuple[float, float]], j_next: float) -> None:
+    """Whatever the history, the bound is below the plating surface's exact future (held current),
+    and it is positive once a current below the limiting one has held for a few relaxation times."""
+    spec = GapSpec(25e-6, 3.22e-10, C0, 0.38, 0.4)
+    gap = GapTransport(spec)
+    state = gap.initial_state()
+    times = np.cumsum([dt for dt, _ in history])
+    gap.advance(state, times, np.array([j for _, j in history]))
+    gap.set_current(state, j_next, state.t_s)
+    tau = float(gap_relaxation_time(25e-6, 3.22e-10, 0.4))
+    future = state.t_s + np.concatenate(([0.0], np.geomspace(1e-6, 50.0 * tau, 400)))
+    c_0, c_l = gap.evaluate(state, future)
+    plating = c_0 if j_next >= 0 else c_l
+    floor = gap.lower_bound(state)
+    assert floor <= float(np.min(plating)) + 1e-9 * C0
+    # the limiting current of this separator is ~101 mA/cm^2; at 12 mA/cm^2 or less, after 10 tau
+    # the transient is gone and the bound is the steady value c0 - |g| L / 2 > 0
+    gap.evolve(state, state.t_s + 10.0 * tau)
+    steady = C0 - 0.5 * abs(_gradient(j_next, 3.22e-10, 0.38, 0.4)) * 25e-6
+    assert gap.lower_bound(state) == pytest.approx(steady, abs=1e-3 * C0)
+    assert gap.never_depletes(state)
+    assert gap.time_to_depletion(state) == math.inf
