@@ -434,8 +434,9 @@ class ChannelRunner:
         """How often (s) the stack pressure must be read between segments, None when it need not.
 
         Safety (a pressure window), the schedule's suspension rule and a watch rule that acts on a
-        pressure finding need it every ``PRESSURE_PERIOD_S``; the monitors otherwise take it with each of
-        their time-series metrics (``watch.every_s``); without a rig there is nothing to read."""
+        pressure finding need it every ``PRESSURE_PERIOD_S``; otherwise the monitors ask for it at
+        their metrics period while the pressure moves, and take the one read with each segment while
+        it holds steady; without a rig there is nothing to read."""
         if self.supervisor.rig is None:
             return None
         eff = self.supervisor.limits.effective
@@ -446,7 +447,7 @@ class ChannelRunner:
         window = eff.pressure_min_pa is not None or eff.pressure_max_pa is not None
         if self.schedule.suspend is not None or window or acting:
             return PRESSURE_PERIOD_S
-        return watch.every_s if watch.enabled else None
+        return self.monitors.pressure_period_s if self.monitors is not None else None
 
     def _segment_length(self, step: Step, t0: float, dt: float) -> int:
         n = self.max_segment
@@ -662,7 +663,8 @@ class ChannelRunner:
         if self.monitors is None:
             return end
         try:
-            decisions = self.monitors.end_step(end.by, self._step_q, end.t_s - t0 - self._paused_s)
+            elapsed = end.t_s - t0 - self._paused_s
+            decisions = self.monitors.end_step(end.by, self._step_q, elapsed, await self._monitor_pressure())
         except Exception as exc:
             self._monitor_failed(exc)
             return end

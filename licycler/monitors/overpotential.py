@@ -35,6 +35,8 @@ MAD_TO_SIGMA = 1.4826 / math.sqrt(1.5)
 BASELINE_CHUNKS = 8
 RECENT_CHUNKS = 5
 TAIL_SAMPLES = 32
+MIN_WINDOW_SAMPLES = 16
+"""The fewest readings a soft-short statistics window holds."""
 TREND_STEPS = 10
 
 
@@ -135,7 +137,14 @@ class OverpotentialMonitor:
             dt = np.diff(chunk.t_s, prepend=chunk.t_prev_s)[keep]
             self._nucleation_chunk(a, v, i, dt)
         self.tail = np.concatenate((self.tail, a))[-TAIL_SAMPLES:]
-        return self._spikes(ctx, a, chunk) + self._short_chunk(ctx, v, a, chunk)
+        findings = self._spikes(ctx, a, chunk)
+        # the soft-short statistics are per window of about watch.period_s, however the data came
+        t = chunk.t_s[keep]
+        parts = max(1, min(round((float(t[-1]) - chunk.t_prev_s) / self.watch.period_s), a.size // MIN_WINDOW_SAMPLES))
+        edges = np.linspace(0, a.size, parts + 1).astype(np.int64)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            findings += self._short_chunk(ctx, v[lo:hi], a[lo:hi], float(t[hi - 1]))
+        return findings
 
     def _resistance(self, ctx: StepContext, before: tuple[float, float, float], chunk: Chunk) -> None:
         """dV/dI across the step's current switch (the reading before the step and the first in it)."""
@@ -191,8 +200,8 @@ class OverpotentialMonitor:
         ref = self.plateaus.get(self._key(ctx))
         return float(statistics.median(ref)) if ref else None
 
-    def _short_chunk(self, ctx: StepContext, v: np.ndarray, a: np.ndarray, chunk: Chunk) -> list[Finding]:
-        """Noise of the chunk, and its median |V| against the step's reference plateau."""
+    def _short_chunk(self, ctx: StepContext, v: np.ndarray, a: np.ndarray, end_s: float) -> list[Finding]:
+        """Noise of a window, and its median |V| against the step's reference plateau."""
         med = _median(a)
         self.chunk_medians.append(med)
         if v.size >= 8:
@@ -225,7 +234,7 @@ class OverpotentialMonitor:
                 self.falls = 0
         if not sign:
             return []
-        return [self._short(ctx, sign, chunk.end_s, values)]
+        return [self._short(ctx, sign, end_s, values)]
 
     def _short(self, ctx: StepContext, sign: str, t: float, values: dict[str, float | str | bool | None]) -> Finding:
         self.short_latched = True

@@ -26,6 +26,8 @@ REFERENCE_READINGS = 3
 MIN_RATE_READINGS = 5
 MIN_REFERENCE_PA = 1e3
 """Below this reference stack pressure (Pa) there is no pressure loss to watch for."""
+MOVING_FRACTION = 0.02
+"""A change of the stack pressure (fraction of the reference) that asks for readings at the metrics period."""
 
 
 def _slope(points: list[tuple[float, float]]) -> float:
@@ -72,6 +74,23 @@ class PressureMonitor:
         if self.readings:
             return self.readings[-1][1]
         return ctx.pressure_pa if ctx.pressure_pa is not None else self.model.stack_pressure_pa
+
+    @property
+    def moving(self) -> bool:
+        """Whether the stack pressure calls for readings at the metrics period rather than at the
+        engine's own pace: a loss is being reported, or the last reading moved by more than
+        ``MOVING_FRACTION`` of the reference since the one before (or from the reference), or no
+        reference is known yet. A rig without stack pressure to lose never does."""
+        if self.reference is None:
+            return True
+        if self.reference < MIN_REFERENCE_PA:
+            return False
+        if self.loss_latched:
+            return True
+        band = MOVING_FRACTION * self.reference
+        last = self.readings[-1][1] if self.readings else self.reference
+        before = self.readings[-2][1] if len(self.readings) >= 2 else self.reference
+        return abs(last - before) > band or abs(last - self.reference) > band
 
     def resume_pressure(self) -> float | None:
         """Default pressure above which a suspension for pressure loss ends (Pa)."""

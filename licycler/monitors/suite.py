@@ -97,6 +97,12 @@ class MonitorSuite:
         return float(t[-1]) - self._buffer_t0 >= wait
 
     @property
+    def pressure_period_s(self) -> float | None:
+        """How often (s) the monitors need a stack-pressure reading: the metrics period while the
+        pressure moves (or before it is known), None while it holds steady (any pace will do)."""
+        return self.watch.every_s if self.pressure.moving else None
+
+    @property
     def has_data(self) -> bool:
         return bool(self._blocks)
 
@@ -116,12 +122,15 @@ class MonitorSuite:
             findings += m.observe(ctx, chunk)
         return self._decide(findings)
 
-    def end_step(self, ended_by: str, charge_c: float, elapsed_s: float) -> list[Decision]:
-        """The step ended (after :meth:`process` of what is left); returns decisions."""
+    def end_step(
+        self, ended_by: str, charge_c: float, elapsed_s: float, pressure_pa: float | None = None
+    ) -> list[Decision]:
+        """The step ended (after :meth:`process` of what is left, with the last stack-pressure
+        reading when there is a rig); returns decisions."""
         ctx = self.ctx
         if ctx is None:
             return []
-        decisions = self.process()
+        decisions = self.process(pressure_pa)
         ctx.charge_c = charge_c
         ctx.elapsed_s = elapsed_s
         ctx.ended = True

@@ -6,6 +6,9 @@ temperature K. alpha_a and alpha_c are the anodic and cathodic transfer coeffici
 
 from __future__ import annotations
 
+import math
+from typing import Any, TypeGuard
+
 import numpy as np
 
 from licycler.physics._types import ArrayLike, FloatOrArray, as_result, f64
@@ -50,6 +53,11 @@ def kinetic_overpotential(
     for j > 0 (mirrored for j < 0), converged to machine precision. As i0 goes to zero (surface
     depletion) the overpotential diverges logarithmically, to +-inf at 0.
     """
+    if _scalar(alpha_a) and _scalar(alpha_c) and _scalar(temperature) and math.isclose(alpha_a, alpha_c):
+        # symmetric transfer: the exact closed form, without broadcasting the scalar parameters
+        f_s = 0.5 * (alpha_a + alpha_c) * F / (R * temperature)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return as_result(np.arcsinh(f64(current_density) / (2.0 * f64(exchange_current_density))) / f_s)
     j, i0, aa, ac, temp = np.broadcast_arrays(
         *(f64(v) for v in (current_density, exchange_current_density, alpha_a, alpha_c, temperature))
     )
@@ -124,3 +132,8 @@ def nucleation_overpotential(
     tip = f64(voltage_tip) - f64(current_tip) * r
     plateau = f64(voltage_plateau) - f64(current_plateau) * r
     return as_result(np.abs(tip) - np.abs(plateau))
+
+
+def _scalar(value: Any) -> TypeGuard[float]:
+    """A plain Python number (not an array: those go through broadcasting)."""
+    return isinstance(value, float | int) and not isinstance(value, bool)
