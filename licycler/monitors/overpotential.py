@@ -40,12 +40,15 @@ MIN_WINDOW_SAMPLES = 16
 TREND_STEPS = 10
 
 
-def _median(x: np.ndarray) -> float:
-    """Median of a 1-d array (a partition, cheaper than np.median for the short arrays of a chunk)."""
-    n = x.size
-    k = n // 2
-    part = np.partition(x, (k - 1, k) if n % 2 == 0 and n > 1 else k)
-    return float(part[k]) if n % 2 else 0.5 * float(part[k - 1] + part[k])
+def _window_stats(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of voltages ``v`` (windows x readings): the median |V| and the noise, the scaled
+    median absolute deviation of the second difference (NaN for rows of fewer than 8 readings)."""
+    med = np.median(np.abs(v), axis=1)
+    if v.shape[1] < 8:
+        return med, np.full(v.shape[0], np.nan)
+    r = v[:, 1:-1] - 0.5 * (v[:, :-2] + v[:, 2:])
+    dev = np.abs(r - np.median(r, axis=1)[:, None])
+    return med, np.median(dev, axis=1) * MAD_TO_SIGMA
 
 
 def _slope(values: list[float]) -> float:
@@ -138,12 +141,20 @@ class OverpotentialMonitor:
             self._nucleation_chunk(a, v, i, dt)
         self.tail = np.concatenate((self.tail, a))[-TAIL_SAMPLES:]
         findings = self._spikes(ctx, a, chunk)
-        # the soft-short statistics are per window of about watch.period_s, however the data came
+        # the soft-short statistics are per window of about watch.period_s, however the data came:
+        # equal windows (the last takes the remainder), their medians and noise computed at once
         t = chunk.t_s[keep]
-        parts = max(1, min(round((float(t[-1]) - chunk.t_prev_s) / self.watch.period_s), a.size // MIN_WINDOW_SAMPLES))
-        edges = np.linspace(0, a.size, parts + 1).astype(np.int64)
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            findings += self._short_chunk(ctx, v[lo:hi], a[lo:hi], float(t[hi - 1]))
+        span = float(t[-1]) - chunk.t_prev_s
+        parts = max(1, min(round(span / self.watch.period_s), a.size // MIN_WINDOW_SAMPLES))
+        m = a.size // parts
+        stats = [_window_stats(v[: (parts - 1) * m].reshape(parts - 1, m))] if parts > 1 else []
+        stats.append(_window_stats(v[(parts - 1) * m :][None, :]))
+        med = np.concatenate([x[0] for x in stats])
+        noise = np.concatenate([x[1] for x in stats])
+        ends = t[np.minimum(np.arange(1, parts + 1) * m, a.size) - 1]
+        ends[-1] = t[-1]
+        for k in range(parts):
+            findings += self._short_window(ctx, float(med[k]), float(noise[k]), float(ends[k]))
         return findings
 
     def _resistance(self, ctx: StepContext, before: tuple[float, float, float], chunk: Chunk) -> None:
@@ -200,13 +211,11 @@ class OverpotentialMonitor:
         ref = self.plateaus.get(self._key(ctx))
         return float(statistics.median(ref)) if ref else None
 
-    def _short_chunk(self, ctx: StepContext, v: np.ndarray, a: np.ndarray, end_s: float) -> list[Finding]:
-        """Noise of a window, and its median |V| against the step's reference plateau."""
-        med = _median(a)
+    def _short_window(self, ctx: StepContext, med: float, noise: float, end_s: float) -> list[Finding]:
+        """A window's median |V| (V) and voltage noise (V, NaN when too short to tell) against the
+        step's noise baseline and reference plateau."""
         self.chunk_medians.append(med)
-        if v.size >= 8:
-            r = v[1:-1] - 0.5 * (v[:-2] + v[2:])
-            noise = _median(np.abs(r - _median(r))) * MAD_TO_SIGMA
+        if math.isfinite(noise):
             self.step_noise.append(noise)
             if len(self.noise_baseline) < BASELINE_CHUNKS:
                 self.noise_baseline.append(noise)
