@@ -43,12 +43,22 @@ TREND_STEPS = 10
 def _window_stats(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row of voltages ``v`` (windows x readings): the median |V| and the noise, the scaled
     median absolute deviation of the second difference (NaN for rows of fewer than 8 readings)."""
-    med = np.median(np.abs(v), axis=1)
+    med = _row_median(np.abs(v))
     if v.shape[1] < 8:
         return med, np.full(v.shape[0], np.nan)
     r = v[:, 1:-1] - 0.5 * (v[:, :-2] + v[:, 2:])
-    dev = np.abs(r - np.median(r, axis=1)[:, None])
-    return med, np.median(dev, axis=1) * MAD_TO_SIGMA
+    dev = np.abs(r - _row_median(r)[:, None])
+    return med, _row_median(dev) * MAD_TO_SIGMA
+
+
+def _row_median(x: np.ndarray) -> np.ndarray:
+    """The median of each row (one partition, without np.median's general machinery)."""
+    n = x.shape[1]
+    k = n // 2
+    if n % 2:
+        return np.partition(x, k, axis=1)[:, k]
+    part = np.partition(x, (k - 1, k), axis=1)
+    return 0.5 * (part[:, k - 1] + part[:, k])
 
 
 def _slope(values: list[float]) -> float:
