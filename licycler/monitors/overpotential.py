@@ -152,17 +152,13 @@ class OverpotentialMonitor:
         self.tail = np.concatenate((self.tail, a))[-TAIL_SAMPLES:]
         findings = self._spikes(ctx, a, chunk)
         # the soft-short statistics are per window of about watch.period_s, however the data came:
-        # equal windows (the last takes the remainder), their medians and noise computed at once
+        # equal windows, their medians and noise computed at once
         t = chunk.t_s[keep]
         span = float(t[-1]) - chunk.t_prev_s
         parts = max(1, min(round(span / self.watch.period_s), a.size // MIN_WINDOW_SAMPLES))
-        m = a.size // parts
-        stats = [_window_stats(v[: (parts - 1) * m].reshape(parts - 1, m))] if parts > 1 else []
-        stats.append(_window_stats(v[(parts - 1) * m :][None, :]))
-        med = np.concatenate([x[0] for x in stats])
-        noise = np.concatenate([x[1] for x in stats])
-        ends = t[np.minimum(np.arange(1, parts + 1) * m, a.size) - 1]
-        ends[-1] = t[-1]
+        m = a.size // parts  # the last a.size - parts m (< parts) readings are left out of the windows
+        med, noise = _window_stats(v[: parts * m].reshape(parts, m))
+        ends = t[np.arange(1, parts + 1) * m - 1]
         for k in range(parts):
             findings += self._short_window(ctx, float(med[k]), float(noise[k]), float(ends[k]))
         return findings

@@ -158,13 +158,14 @@ class PressureMonitor:
     def _recede(self, chunk: Chunk) -> None:
         dt = np.diff(chunk.t_s, prepend=chunk.t_prev_s)
         q = np.where(np.isfinite(chunk.current_a), chunk.current_a, 0.0) * dt / self.area_m2
-        strip_we = float(q[q > 0].sum())  # C/m^2 stripped from the working electrode
-        plate_we = float(-q[q < 0].sum())
+        strip_we = float(np.maximum(q, 0.0).sum())  # C/m^2 stripped from the working electrode
+        plate_we = float(np.maximum(-q, 0.0).sum())
         va = self.model.void_alpha
         h = self.recession
         # the working electrode strips what the counter plates, and the other way round
-        h[0] = max(0.0, h[0] + va * float(lithium_thickness(strip_we)) - float(lithium_thickness(plate_we)))
-        h[1] = max(0.0, h[1] + va * float(lithium_thickness(plate_we)) - float(lithium_thickness(strip_we)))
+        stripped, plated = (float(x) for x in lithium_thickness(np.array([strip_we, plate_we])))
+        h[0] = max(0.0, h[0] + va * stripped - plated)
+        h[1] = max(0.0, h[1] + va * plated - stripped)
 
     def _pressure(self, ctx: StepContext, t: float, p: float) -> list[Finding]:
         self.readings.append((t, p))
