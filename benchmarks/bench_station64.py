@@ -1,7 +1,8 @@
 """64 channels served by simulated instruments over TCP (emulated Keithley 2450s in a separate process,
 on real time) and read at 10 Hz by the engine through the drivers and the safety supervisors, with the
-SQLite store: missed reads and read lateness (p99), against raw asyncio sockets reading the same
-instruments on the same 10 Hz schedule in the same run."""
+SQLite store, with the default monitors (they process their data mid-step and at the step change): missed
+reads and read lateness (p99), against raw asyncio sockets reading the same instruments on the same 10 Hz
+schedule in the same run."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ cell: {{chemistry: Li||Li, electrode_area: 1 cm^2}}
 limits: {{voltage_min: -1 V, voltage_max: 1 V}}
 record: {{every: 1 s}}
 steps:
-  - plate: {{current: 0.1 mA/cm^2, until: {{time: {seconds} s}}}}
+  - plate: {{current: 0.1 mA/cm^2, until: {{time: {plate} s}}}}
+  - strip: {{current: 0.1 mA/cm^2, until: {{time: {strip} s}}}}
 """
 PERIOD_S = 0.1
 
@@ -54,7 +56,8 @@ async def _engine(resources: list[str], seconds: float, db: Path) -> tuple[np.nd
     from licycler.store import Store
     from licycler.yamlsource import load_yaml_text
 
-    text = SCHEDULE.format(seconds=seconds)
+    # a plating step long enough for the monitors to process their data mid-step, then a step change
+    text = SCHEDULE.format(plate=0.7 * seconds, strip=0.3 * seconds)
     schedule = parse_schedule(load_yaml_text(text, "bench.yaml"), text, "bench.yaml")
     clock = RealTimeClock()
     setups = []
@@ -104,12 +107,12 @@ async def _raw(resources: list[str], seconds: float) -> tuple[np.ndarray, int]:
 
 
 def run(quick: bool) -> list[Result]:
-    n, seconds = (16, 5.0) if quick else (64, 30.0)
+    n, seconds = (16, 5.0) if quick else (64, 100.0)
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(n)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         resources = json.loads(server.stdout.readline())
-        raw_late, raw_missed = asyncio.run(_raw(resources, seconds))
+        raw_late, raw_missed = asyncio.run(_raw(resources, min(seconds, 30.0)))
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             late, missed, completed = asyncio.run(_engine(resources, seconds, Path(tmp) / "bench.db"))

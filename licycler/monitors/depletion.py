@@ -128,7 +128,8 @@ class DepletionMonitor:
                 if b - a > 2 * SPARSE_POINTS and self.gap.lower_bound(state) > self._level(self.threshold):
                     # provably far from the threshold: the surface is evaluated at a few of the
                     # samples (the first ones, then evenly, and the last); the state still moves exactly
-                    idx = np.unique(np.concatenate((np.arange(a, a + 4), np.linspace(a, b - 1, SPARSE_POINTS).astype(np.int64))))
+                    even = np.linspace(a, b - 1, SPARSE_POINTS).astype(np.int64)
+                    idx = np.unique(np.concatenate((np.arange(a, a + 4), even)))
                 else:
                     idx = np.arange(a, b)
                 c_x0, c_xl = self.gap.advance(state, t[idx])
@@ -352,36 +353,42 @@ class DepletionMonitor:
         sums = np.bincount(idx, weights=v)
         counts = np.bincount(idx)
         win_k, win_sum, win_n = self.win
+        closed_k: list[int] = []
+        closed_m: list[float] = []
         if win_k == k0:
             sums[0] += win_sum
             counts[0] += win_n
         elif win_k >= 0 and win_n:
-            self._close_window(win_k, win_sum / win_n)
+            closed_k.append(win_k)
+            closed_m.append(win_sum / win_n)
         present = np.flatnonzero(counts)
-        for m in present[:-1]:
-            self._close_window(k0 + int(m), float(sums[m] / counts[m]))
         last = int(present[-1])
         self.win = (k0 + last, float(sums[last]), int(counts[last]))
-        if len(self.means) < 4:
+        done = present[:-1]
+        ks = np.concatenate((np.array(closed_k, dtype=np.int64), k0 + done))
+        means = np.concatenate((np.array(closed_m), sums[done] / counts[done]))[ks >= 1]  # window 0: the switch
+        kept = ks[ks >= 1]
+        before = len(self.means)
+        seq = np.concatenate((np.array(self.means), means))
+        self.means = seq[-4:].tolist()
+        if seq.size < 4:
             return []
-        m0, m1, m2, m3 = self.means[-4:]
-        r1, r2, r3 = m1 - m0, m2 - m1, m3 - m2
-        if not (0.25 * self.min_rise_v <= r1 < r2 < r3 and r3 >= self.min_rise_v):
+        r = np.diff(seq)  # every run of three successive rises in this chunk is looked at
+        a1, a2, a3 = r[:-2], r[1:-1], r[2:]
+        hit = np.flatnonzero((0.25 * self.min_rise_v <= a1) & (a1 < a2) & (a2 < a3) & (a3 >= self.min_rise_v))
+        if not hit.size:
             return []
+        h = int(hit[0])
+        r1, r2, r3, m3 = float(r[h]), float(r[h + 1]), float(r[h + 2]), float(seq[h + 3])
+        at = ctx.t0_s + (int(kept[h + 3 - before]) + 1) * self.window_s if h + 3 >= before else chunk.t_prev_s
         self.latched.add("divergence")
         ttd = self.time_to_depletion_s()
-        return [Finding(self.name, "voltage_divergence", "d2v_dt2", chunk.end_s,
+        return [Finding(self.name, "voltage_divergence", "d2v_dt2", min(at, chunk.end_s),
                         f"|V| rising faster and faster while plating: +{r1 * 1e3:.3g}, +{r2 * 1e3:.3g}, "
                         f"+{r3 * 1e3:.3g} mV per {self.window_s:g} s (the voltage signature of depletion)",
                         {"rise_1_v": r1, "rise_2_v": r2, "rise_3_v": r3, "window_s": self.window_s,
                          "voltage_v": m3, "d2v_dt2_v_s2": (r3 - r2) / self.window_s**2,
                          "model_time_to_depletion_s": finite_or_none(ttd)})]  # fmt: skip
-
-    def _close_window(self, k: int, mean: float) -> None:
-        if k < 1:  # the first window holds the step's switching transient
-            return
-        self.means.append(mean)
-        del self.means[:-4]
 
     # --- checkpoint ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -273,7 +273,7 @@ class OverpotentialMonitor:
         kind = ctx.step.kind
         if self.chunk_medians:
             skip = 1 if len(self.chunk_medians) > 2 else 0
-            plateau = float(np.median(self.chunk_medians[skip:]))
+            plateau = float(statistics.median(self.chunk_medians[skip:]))
             m.add(t, f"plateau_overpotential_{kind}_v", plateau)
             if not self.step_flagged and not self.bare:
                 key = self._key(ctx)
@@ -282,7 +282,7 @@ class OverpotentialMonitor:
             self.plateaus[f"trend:{kind}"] = [*history, plateau][-TREND_STEPS:]
             m.add(t, f"plateau_trend_{kind}_v_per_step", _slope(self.plateaus[f"trend:{kind}"]))
         if self.step_noise:
-            m.add(t, "voltage_noise_v", float(np.median(self.step_noise)))
+            m.add(t, "voltage_noise_v", float(statistics.median(self.step_noise)))
         if kind == "strip" and self.tail.size:
             end_v = float(np.median(self.tail))
             m.add(t, "strip_end_overpotential_v", end_v)
