@@ -128,12 +128,14 @@ class DepletionMonitor:
                 if b - a > 2 * SPARSE_POINTS and self.gap.lower_bound(state) > self._level(self.threshold):
                     # provably far from the threshold: the surface is evaluated at a few of the
                     # samples (the first ones, then evenly, and the last); the state still moves exactly
-                    even = np.linspace(a, b - 1, SPARSE_POINTS).astype(np.int64)
-                    idx = np.unique(np.concatenate((np.arange(a, a + 4), even)))
+                    even = np.linspace(a, b - 1, SPARSE_POINTS).astype(np.int64)  # spacing >= 2: distinct
+                    idx = np.concatenate((np.arange(a, a + 4), even[even >= a + 4]))
+                    c_x0, c_xl = self.gap.evaluate(state, t[idx])
+                    c_min[idx] = np.minimum(c_min[idx], np.minimum(c_x0, c_xl))
                 else:
-                    idx = np.arange(a, b)
-                c_x0, c_xl = self.gap.advance(state, t[idx])
-                c_min[idx] = np.minimum(c_min[idx], np.minimum(c_x0, c_xl))
+                    c_x0, c_xl = self.gap.evaluate(state, t[a:b])
+                    np.minimum(c_min[a:b], np.minimum(c_x0, c_xl), out=c_min[a:b])
+                self.gap.evolve(state, float(t[b - 1]))  # the current is constant through the run
         c_min = np.maximum(c_min, 0.0)  # past depletion the model's linear profile goes negative: 0 is 0
         return 1.0 - c_min / self.c0, c_min
 
