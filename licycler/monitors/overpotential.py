@@ -139,21 +139,26 @@ class OverpotentialMonitor:
             return []
         if chunk.first and before is not None:
             self._resistance(ctx, before, chunk)
-        keep = np.isfinite(chunk.voltage_v)
-        keep[: max(0, SKIP_SAMPLES - self.n_step)] = False
+        skip = max(0, SKIP_SAMPLES - self.n_step)
         self.n_step += n
-        if not keep.any():
+        finite = np.isfinite(chunk.voltage_v)
+        if finite.all():  # the usual case: views, no copies
+            v, i, t = chunk.voltage_v[skip:], chunk.current_a[skip:], chunk.t_s[skip:]
+            dt_all = np.diff(chunk.t_s, prepend=chunk.t_prev_s)[skip:] if self.bare else None
+        else:
+            keep = finite
+            keep[:skip] = False
+            v, i, t = chunk.voltage_v[keep], chunk.current_a[keep], chunk.t_s[keep]
+            dt_all = np.diff(chunk.t_s, prepend=chunk.t_prev_s)[keep] if self.bare else None
+        if not v.size:
             return []
-        v, i = chunk.voltage_v[keep], chunk.current_a[keep]
         a = np.abs(v)
-        if self.bare:
-            dt = np.diff(chunk.t_s, prepend=chunk.t_prev_s)[keep]
-            self._nucleation_chunk(a, v, i, dt)
-        self.tail = np.concatenate((self.tail, a))[-TAIL_SAMPLES:]
+        if dt_all is not None:
+            self._nucleation_chunk(a, v, i, dt_all)
+        self.tail = np.concatenate((self.tail, a[-TAIL_SAMPLES:]))[-TAIL_SAMPLES:]
         findings = self._spikes(ctx, a, chunk)
         # the soft-short statistics are per window of about watch.period_s, however the data came:
         # equal windows, their medians and noise computed at once
-        t = chunk.t_s[keep]
         span = float(t[-1]) - chunk.t_prev_s
         parts = max(1, min(round(span / self.watch.period_s), a.size // MIN_WINDOW_SAMPLES))
         m = a.size // parts  # the last a.size - parts m (< parts) readings are left out of the windows
