@@ -59,3 +59,35 @@ def test_a_steep_smooth_rise_is_not_a_spike() -> None:
     v = 0.03 + 0.026 * np.arcsinh(1.0 / (2.0 * theta))  # Butler-Volmer with i0 ~ theta
     found = monitor.observe(ctx, _chunk(t, v, 0.0, first=True))
     assert all(f.cause != "overpotential_spike" for f in found)
+
+
+def _soft_short_finding(v: np.ndarray, chunk_s: int) -> tuple[str, float] | None:
+    """The soft-short finding (sign, time) when the readings ``v`` (one per second) come in chunks
+    of ``chunk_s`` seconds."""
+    monitor, ctx = _context()
+    t = np.arange(1.0, v.size + 1.0)
+    for a in range(0, v.size, chunk_s):
+        found = monitor.observe(ctx, _chunk(t[a : a + chunk_s], v[a : a + chunk_s], float(a), first=a == 0))
+        shorts = [f for f in found if f.cause == "soft_short"]
+        if shorts:
+            return shorts[0].sign, shorts[0].time_s
+    return None
+
+
+def test_soft_short_statistics_do_not_depend_on_how_the_data_came() -> None:
+    """Noise that grows tenfold after 20 min: found with the same sign, within one window (a minute),
+    whether the data came a minute at a time (a station) or in 10- or 30-minute segments (a
+    hardware-free run): the windows are cut from each chunk, so their edges may differ by a few readings."""
+    rng = np.random.default_rng(3)
+    n = 3600
+    sigma = np.where(np.arange(n) < 1200, 50e-6, 500e-6)
+    v = 0.05 + rng.normal(0.0, 1.0, n) * sigma
+    found = {chunk: _soft_short_finding(v, chunk) for chunk in (60, 600, 1800)}
+    assert found[60] is not None
+    assert found[60][0] == "noise"
+    assert 1200.0 < found[60][1] < 1200.0 + 6 * 60.0  # within five windows of the change (the median of 5)
+    for chunk in (600, 1800):
+        other = found[chunk]
+        assert other is not None
+        assert other[0] == "noise"
+        assert abs(other[1] - found[60][1]) <= 60.0
