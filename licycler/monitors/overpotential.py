@@ -164,7 +164,9 @@ class OverpotentialMonitor:
         m = a.size // parts  # the last a.size - parts m (< parts) readings are left out of the windows
         med, noise = _window_stats(v[: parts * m].reshape(parts, m))
         ends = t[np.arange(1, parts + 1) * m - 1]
-        return findings + self._short_windows(ctx, med, noise, ends)
+        for k in range(parts):
+            findings += self._short_window(ctx, float(med[k]), float(noise[k]), float(ends[k]))
+        return findings
 
     def _resistance(self, ctx: StepContext, before: tuple[float, float, float], chunk: Chunk) -> None:
         """dV/dI across the step's current switch (the reading before the step and the first in it)."""
@@ -220,60 +222,39 @@ class OverpotentialMonitor:
         ref = self.plateaus.get(self._key(ctx))
         return float(statistics.median(ref)) if ref else None
 
-    def _short_windows(self, ctx: StepContext, med: np.ndarray, noise: np.ndarray, ends: np.ndarray) -> list[Finding]:
-        """Windows in time order: median |V| (V), voltage noise (V, NaN when too short to tell) and
-        end times (s), against the run's noise baseline and the step's reference plateau. The same
-        as taking the windows one by one (the first that shows a sign is the finding), vectorised."""
-        finite = np.isfinite(noise)
-        fresh = noise[finite].tolist()
-        self.chunk_medians.extend(med.tolist())
-        self.step_noise.extend(fresh)
-        n0_base, old_recent = len(self.noise_baseline), self.recent_noise
-        self.noise_baseline = (self.noise_baseline + fresh)[:BASELINE_CHUNKS]
-        self.recent_noise = (old_recent + fresh)[-RECENT_CHUNKS:]
+    def _short_window(self, ctx: StepContext, med: float, noise: float, end_s: float) -> list[Finding]:
+        """A window's median |V| (V) and voltage noise (V, NaN when too short to tell) against the
+        step's noise baseline and reference plateau."""
+        self.chunk_medians.append(med)
+        if math.isfinite(noise):
+            self.step_noise.append(noise)
+            if len(self.noise_baseline) < BASELINE_CHUNKS:
+                self.noise_baseline.append(noise)
+            self.recent_noise = [*self.recent_noise, noise][-RECENT_CHUNKS:]
         if self.short_latched:
             return []
-        count = np.cumsum(finite)  # finite noise values up to and including each window
-        first = np.full(med.size, med.size)  # the window where each sign first shows (size: none)
-        if len(self.noise_baseline) >= BASELINE_CHUNKS:
-            base = float(statistics.median(self.noise_baseline))
-            seq = np.array(old_recent + fresh)
-            pos = len(old_recent) + count  # the recent values end here
-            ok = (pos >= RECENT_CHUNKS) & (n0_base + count >= BASELINE_CHUNKS)
-            if seq.size >= RECENT_CHUNKS and ok.any():
-                rolling = np.median(np.lib.stride_tricks.sliding_window_view(seq, RECENT_CHUNKS), axis=1)
-                recent = np.where(ok, rolling[np.maximum(pos - RECENT_CHUNKS, 0)], -np.inf)
-                hit = np.flatnonzero((recent >= self.noise_floor_v) & (recent >= self.noise_ratio * base))
-                if hit.size:
-                    first[0] = hit[0]
+        base = statistics.median(self.noise_baseline) if len(self.noise_baseline) >= BASELINE_CHUNKS else None
+        values: dict[str, float | str | bool | None] = {}
+        sign = ""
+        if base is not None and len(self.recent_noise) == RECENT_CHUNKS:
+            recent = statistics.median(self.recent_noise)
+            if recent >= self.noise_floor_v and recent >= self.noise_ratio * base:
+                ratio = recent / max(base, 1e-12)
+                sign, values = "noise", {"noise_v": recent, "baseline_noise_v": base, "ratio": ratio}
         ref = self._reference(ctx)
-        falls = self.falls
-        k_collapse = k_fall = med.size
-        if ref is not None and not self.bare:
-            collapse = med < self.collapse * ref
-            fall = (med < (1.0 - self.drop) * ref) & ~collapse
-            k_collapse = int(np.argmax(collapse)) if collapse.any() else med.size
-            prev = np.concatenate(([falls >= 1], fall[:-1]))
-            two = np.flatnonzero(fall & prev)
-            k_fall = int(two[0]) if two.size else med.size
-            tail = np.flatnonzero(~fall)
-            falls = (falls + fall.size) if not tail.size else fall.size - 1 - int(tail[-1])
-        k_noise = int(first[0])
-        k = min(k_noise, k_collapse, k_fall)
-        if k >= med.size:
-            self.falls = falls if ref is not None and not self.bare else self.falls
+        if not sign and ref is not None and not self.bare:
+            if med < self.collapse * ref:
+                sign, values = "collapse", {"voltage_abs_v": med, "reference_v": ref}
+            elif med < (1.0 - self.drop) * ref:
+                self.falls += 1
+                if self.falls >= 2:
+                    sign, values = "polarization_fall", {"voltage_abs_v": med, "reference_v": ref,
+                                                         "fall": 1.0 - med / ref}  # fmt: skip
+            else:
+                self.falls = 0
+        if not sign:
             return []
-        mk = float(med[k])
-        values: dict[str, float | str | bool | None]
-        if k == k_noise:
-            r = float(recent[k])
-            sign, values = "noise", {"noise_v": r, "baseline_noise_v": base, "ratio": r / max(base, 1e-12)}
-        elif k == k_collapse:
-            sign, values = "collapse", {"voltage_abs_v": mk, "reference_v": ref}
-        else:
-            assert ref is not None
-            sign, values = "polarization_fall", {"voltage_abs_v": mk, "reference_v": ref, "fall": 1.0 - mk / ref}
-        return [self._short(ctx, sign, float(ends[k]), values)]
+        return [self._short(ctx, sign, end_s, values)]
 
     def _short(self, ctx: StepContext, sign: str, t: float, values: dict[str, float | str | bool | None]) -> Finding:
         self.short_latched = True
