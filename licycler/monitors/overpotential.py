@@ -111,6 +111,7 @@ class OverpotentialMonitor:
         self.tail = np.zeros(0)
         self.prev_abs: float | None = None
         self.falls = 0
+        self._base_cache: tuple[tuple[float, ...], float] = ((), 0.0)
         self.spiked = False
         self.step_flagged = False
 
@@ -164,8 +165,9 @@ class OverpotentialMonitor:
         m = a.size // parts  # the last a.size - parts m (< parts) readings are left out of the windows
         med, noise = _window_stats(v[: parts * m].reshape(parts, m))
         ends = t[np.arange(1, parts + 1) * m - 1]
-        for k in range(parts):
-            findings += self._short_window(ctx, float(med[k]), float(noise[k]), float(ends[k]))
+        ref = self._reference(ctx)  # plateaus change only at step ends
+        for mk, nk, ek in zip(med.tolist(), noise.tolist(), ends.tolist(), strict=True):
+            findings += self._short_window(ctx, mk, nk, ek, ref)
         return findings
 
     def _resistance(self, ctx: StepContext, before: tuple[float, float, float], chunk: Chunk) -> None:
@@ -218,11 +220,22 @@ class OverpotentialMonitor:
                         f"|V| spiked by {height * 1e3:.3g} mV for one reading at constant current",
                         {"spike_v": height, "voltage_abs_v": float(mid[k]), "size_v": self.spike_v})]  # fmt: skip
 
+    def _baseline(self) -> float | None:
+        """The median of the run's first noise windows, once there are enough (cached: it is fixed then)."""
+        if len(self.noise_baseline) < BASELINE_CHUNKS:
+            return None
+        key = tuple(self.noise_baseline)
+        if self._base_cache[0] != key:
+            self._base_cache = (key, float(statistics.median(self.noise_baseline)))
+        return self._base_cache[1]
+
     def _reference(self, ctx: StepContext) -> float | None:
         ref = self.plateaus.get(self._key(ctx))
         return float(statistics.median(ref)) if ref else None
 
-    def _short_window(self, ctx: StepContext, med: float, noise: float, end_s: float) -> list[Finding]:
+    def _short_window(
+        self, ctx: StepContext, med: float, noise: float, end_s: float, ref: float | None
+    ) -> list[Finding]:
         """A window's median |V| (V) and voltage noise (V, NaN when too short to tell) against the
         step's noise baseline and reference plateau."""
         self.chunk_medians.append(med)
@@ -233,7 +246,7 @@ class OverpotentialMonitor:
             self.recent_noise = [*self.recent_noise, noise][-RECENT_CHUNKS:]
         if self.short_latched:
             return []
-        base = statistics.median(self.noise_baseline) if len(self.noise_baseline) >= BASELINE_CHUNKS else None
+        base = self._baseline()
         values: dict[str, float | str | bool | None] = {}
         sign = ""
         if base is not None and len(self.recent_noise) == RECENT_CHUNKS:
@@ -241,7 +254,6 @@ class OverpotentialMonitor:
             if recent >= self.noise_floor_v and recent >= self.noise_ratio * base:
                 ratio = recent / max(base, 1e-12)
                 sign, values = "noise", {"noise_v": recent, "baseline_noise_v": base, "ratio": ratio}
-        ref = self._reference(ctx)
         if not sign and ref is not None and not self.bare:
             if med < self.collapse * ref:
                 sign, values = "collapse", {"voltage_abs_v": med, "reference_v": ref}
