@@ -156,10 +156,12 @@ class PressureMonitor:
         return findings
 
     def _recede(self, chunk: Chunk) -> None:
-        dt = np.diff(chunk.t_s, prepend=chunk.t_prev_s)
-        q = np.where(np.isfinite(chunk.current_a), chunk.current_a, 0.0) * dt / self.area_m2
-        strip_we = float(np.maximum(q, 0.0).sum())  # C/m^2 stripped from the working electrode
-        plate_we = float(np.maximum(-q, 0.0).sum())
+        q = chunk.current_a * np.diff(chunk.t_s, prepend=chunk.t_prev_s)
+        if not np.isfinite(q).all():
+            q = np.where(np.isfinite(q), q, 0.0)
+        net, gross = float(q.sum()), float(np.abs(q).sum())
+        strip_we = 0.5 * (gross + net) / self.area_m2  # C/m^2 stripped from the working electrode
+        plate_we = 0.5 * (gross - net) / self.area_m2
         va = self.model.void_alpha
         h = self.recession
         # the working electrode strips what the counter plates, and the other way round

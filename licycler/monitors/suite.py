@@ -111,7 +111,10 @@ class MonitorSuite:
         ctx = self.ctx
         if ctx is None or not self._blocks:
             return []
-        t, v, i = (np.concatenate(x) for x in zip(*self._blocks, strict=True))
+        if len(self._blocks) == 1:
+            t, v, i = self._blocks[0]
+        else:
+            t, v, i = (np.concatenate(x) for x in zip(*self._blocks, strict=True))
         chunk = Chunk(t, v, i, self._buffer_t0, pressure_pa, self._first_chunk)
         self._blocks = []
         self._buffer_t0 = float(t[-1])
