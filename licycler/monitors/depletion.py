@@ -182,23 +182,26 @@ class DepletionMonitor:
             lo, hi = float(sub[max(m - 1, 0)]), float(sub[m])
         return hi, peak
 
-    def never_below(self, t0: float, j: float, level: float) -> bool:
-        """Whether the plating surface provably stays above ``level`` (mol/m^3) under current
-        density ``j`` (A/m^2) held from ``t0`` for ever (a cheap bound; False proves nothing)."""
+    def _held_at(self, t0: float, j: float) -> list[GapState]:
+        """Copies of the columns at ``t0`` with current density ``j`` (A/m^2, times each column's
+        factor) switched on then."""
         states = self._copies_at(t0)
         for s, f in zip(states, self.factors, strict=True):
             self.gap.set_current(s, f * j, s.t_s)
-        return min(self.gap.lower_bound(s) for s in states) > level
+        return states
+
+    def never_below(self, t0: float, j: float, level: float) -> bool:
+        """Whether the plating surface provably stays above ``level`` (mol/m^3) under current
+        density ``j`` (A/m^2) held from ``t0`` for ever (a cheap bound; False proves nothing)."""
+        return min(self.gap.lower_bound(s) for s in self._held_at(t0, j)) > level
 
     def time_to_depletion_s(self) -> float:
         """Seconds until a plating surface reaches zero at the present current (inf: never)."""
         return min(self.gap.time_to_depletion(s) for s in self.states)
 
     def time_to_depletion_at(self, t0: float, j: float) -> float:
-        out = math.inf
-        for s, f in zip(self._copies_at(t0), self.factors, strict=True):
-            out = min(out, self.gap.time_to_depletion(s, f * j))
-        return out
+        """Seconds until a plating surface reaches zero under ``j`` (A/m^2) held from ``t0`` (inf: never)."""
+        return min(self.gap.time_to_depletion(s) for s in self._held_at(t0, j))
 
     def index_at(self, t_s: float) -> float:
         """The depletion index at ``t_s`` with no current since the last sample (a suspended cell relaxing)."""

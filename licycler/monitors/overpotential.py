@@ -111,7 +111,6 @@ class OverpotentialMonitor:
         self.tail = np.zeros(0)
         self.prev_abs: float | None = None
         self.falls = 0
-        self._base_cache: tuple[tuple[float, ...], float] = ((), 0.0)
         self.spiked = False
         self.step_flagged = False
 
@@ -143,19 +142,16 @@ class OverpotentialMonitor:
         skip = max(0, SKIP_SAMPLES - self.n_step)
         self.n_step += n
         finite = np.isfinite(chunk.voltage_v)
-        if finite.all():  # the usual case: views, no copies
-            v, i, t = chunk.voltage_v[skip:], chunk.current_a[skip:], chunk.t_s[skip:]
-            dt_all = np.diff(chunk.t_s, prepend=chunk.t_prev_s)[skip:] if self.bare else None
-        else:
+        keep: slice | np.ndarray = slice(skip, None)  # the usual case, every reading finite: views
+        if not finite.all():
             keep = finite
             keep[:skip] = False
-            v, i, t = chunk.voltage_v[keep], chunk.current_a[keep], chunk.t_s[keep]
-            dt_all = np.diff(chunk.t_s, prepend=chunk.t_prev_s)[keep] if self.bare else None
+        v, i, t = chunk.voltage_v[keep], chunk.current_a[keep], chunk.t_s[keep]
         if not v.size:
             return []
         a = np.abs(v)
-        if dt_all is not None:
-            self._nucleation_chunk(a, v, i, dt_all)
+        if self.bare:
+            self._nucleation_chunk(a, v, i, np.diff(chunk.t_s, prepend=chunk.t_prev_s)[keep])
         self.tail = np.concatenate((self.tail, a[-TAIL_SAMPLES:]))[-TAIL_SAMPLES:]
         findings = self._spikes(ctx, a, chunk)
         # the soft-short statistics are per window of about watch.period_s, however the data came:
@@ -220,15 +216,6 @@ class OverpotentialMonitor:
                         f"|V| spiked by {height * 1e3:.3g} mV for one reading at constant current",
                         {"spike_v": height, "voltage_abs_v": float(mid[k]), "size_v": self.spike_v})]  # fmt: skip
 
-    def _baseline(self) -> float | None:
-        """The median of the run's first noise windows, once there are enough (cached: it is fixed then)."""
-        if len(self.noise_baseline) < BASELINE_CHUNKS:
-            return None
-        key = tuple(self.noise_baseline)
-        if self._base_cache[0] != key:
-            self._base_cache = (key, float(statistics.median(self.noise_baseline)))
-        return self._base_cache[1]
-
     def _reference(self, ctx: StepContext) -> float | None:
         ref = self.plateaus.get(self._key(ctx))
         return float(statistics.median(ref)) if ref else None
@@ -246,7 +233,7 @@ class OverpotentialMonitor:
             self.recent_noise = [*self.recent_noise, noise][-RECENT_CHUNKS:]
         if self.short_latched:
             return []
-        base = self._baseline()
+        base = statistics.median(self.noise_baseline) if len(self.noise_baseline) >= BASELINE_CHUNKS else None
         values: dict[str, float | str | bool | None] = {}
         sign = ""
         if base is not None and len(self.recent_noise) == RECENT_CHUNKS:
