@@ -29,6 +29,11 @@ from licycler.store.sql import Store, StoreWriter
 __all__ = ["ChannelSetup", "RunController", "exit_status"]
 
 
+WRITER_LINGER_S = 0.5
+"""On real time, how long the store writer gathers batches into one transaction (s): longer than
+the burst of a station's channels ending a step together (see :class:`~licycler.store.StoreWriter`)."""
+
+
 @dataclass
 class ChannelSetup:
     """Everything a channel needs to run: its supervisor (with the instrument), clock, and for
@@ -73,7 +78,8 @@ class RunController:
         self.station_text = station_text
         self.events = events or FanOut()
         self.resuming = resuming
-        self.writer = StoreWriter(store) if store is not None else None
+        linger_s = WRITER_LINGER_S if any(not isinstance(s.clock, VirtualClock) for s in setups) else 0.0
+        self.writer = StoreWriter(store, linger_s=linger_s) if store is not None else None
         self.runners: dict[str, ChannelRunner] = {}
         self.observers: list[RunObserver] = []
         self.safety = StationSafety({s.name: s.supervisor for s in setups})

@@ -305,18 +305,28 @@ def _short(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+_HURRY = object()
+
+
 class StoreWriter:
     """Writes batches in a background thread, one transaction each; control code never waits on it.
 
     ``max_pending`` bounds the queue: when the database cannot keep up that far, ``submit`` marks
     the writer failed (the engine then secures the channels) rather than blocking or losing data.
+    ``linger_s`` (s) is how long the writer waits after a batch arrives for others to join its
+    transaction. On real time this keeps the writer (which shares the interpreter lock with control)
+    out of the burst of a station's channels ending a step together: their checkpoints commit in
+    one transaction just after it, instead of one by one during it. A checkpoint commits at most
+    ``linger_s`` later; a resume after a crash then repeats at most that much more.
     """
 
-    def __init__(self, store: Store, *, max_pending: int = 10_000) -> None:
+    def __init__(self, store: Store, *, max_pending: int = 10_000, linger_s: float = 0.0) -> None:
         self.store = store
+        self.linger_s = linger_s
         self.failed: BaseException | None = None
         self.written_batches = 0
-        self._queue: queue.Queue[WriteBatch | None] = queue.Queue(maxsize=max_pending)
+        # None stops the writer; _HURRY ends a linger (flush)
+        self._queue: queue.Queue[WriteBatch | object | None] = queue.Queue(maxsize=max_pending)
         self._thread = threading.Thread(target=self._work, name="licycler-store", daemon=True)
         self._thread.start()
 
@@ -332,17 +342,19 @@ class StoreWriter:
     def _work(self) -> None:
         while True:
             batches = [self._queue.get()]
-            # coalesce what else is waiting into the same transaction (fewer commits when behind)
-            rows = sum(len(r) for r in batches[0].samples) if batches[0] is not None else 0
-            while batches[-1] is not None and rows < COALESCE_ROWS:
+            # coalesce what else is waiting (or arrives within linger_s) into the same transaction
+            rows = sum(len(r) for r in batches[0].samples) if isinstance(batches[0], WriteBatch) else 0
+            deadline = time.monotonic() + self.linger_s
+            while isinstance(batches[-1], WriteBatch) and rows < COALESCE_ROWS:
+                wait = deadline - time.monotonic()
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 batches.append(nxt)
-                rows += sum(len(r) for r in nxt.samples) if nxt is not None else 0
+                rows += sum(len(r) for r in nxt.samples) if isinstance(nxt, WriteBatch) else 0
             stop = batches[-1] is None
-            todo = [b for b in batches if b is not None]
+            todo = [b for b in batches if isinstance(b, WriteBatch)]
             try:
                 if todo and self.failed is None:
                     self.store.write_many(todo)
@@ -367,6 +379,8 @@ class StoreWriter:
 
     async def flush(self) -> None:
         """Wait (without blocking the event loop) until every submitted batch is written."""
+        if self.linger_s > 0 and self._thread.is_alive():
+            self._queue.put(_HURRY)
         await asyncio.to_thread(self._queue.join)
 
     async def close(self) -> None:
