@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -75,6 +76,22 @@ class Chunk:
     @property
     def end_s(self) -> float:
         return float(self.t_s[-1]) if len(self) else self.t_prev_s
+
+    # derived columns several monitors use, computed once per chunk
+    @cached_property
+    def abs_voltage_v(self) -> FloatArray:
+        """|V| (V) of every reading."""
+        return np.abs(self.voltage_v)
+
+    @cached_property
+    def voltage_finite(self) -> bool:
+        """Whether every voltage reading is finite (the usual case: no mask needed)."""
+        return bool(np.isfinite(self.voltage_v).all())
+
+    @cached_property
+    def dt_s(self) -> FloatArray:
+        """The interval (s) each reading's current flowed for (from the previous reading)."""
+        return np.diff(self.t_s, prepend=self.t_prev_s)
 
 
 class MetricLog:

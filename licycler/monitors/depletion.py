@@ -347,12 +347,13 @@ class DepletionMonitor:
         plating = ctx.step.kind == "plate" or (ctx.chemistry == "Li||Li" and ctx.step.kind == "strip")
         if not (plating and ctx.sourcing) or "divergence" in self.latched or not len(chunk):
             return []
-        v = np.abs(chunk.voltage_v)
-        ok = np.isfinite(v)
-        k = np.floor((chunk.t_s[ok] - ctx.t0_s) / self.window_s).astype(np.int64)
+        v, t = chunk.abs_voltage_v, chunk.t_s
+        if not chunk.voltage_finite:
+            ok = np.isfinite(v)
+            v, t = v[ok], t[ok]
+        k = np.floor((t - ctx.t0_s) / self.window_s).astype(np.int64)
         if not k.size:
             return []
-        v = v[ok]
         k0 = int(k[0])
         idx = k - k0
         sums = np.bincount(idx, weights=v)

@@ -141,17 +141,16 @@ class OverpotentialMonitor:
             self._resistance(ctx, before, chunk)
         skip = max(0, SKIP_SAMPLES - self.n_step)
         self.n_step += n
-        finite = np.isfinite(chunk.voltage_v)
         keep: slice | np.ndarray = slice(skip, None)  # the usual case, every reading finite: views
-        if not finite.all():
-            keep = finite
+        if not chunk.voltage_finite:
+            keep = np.isfinite(chunk.voltage_v)
             keep[:skip] = False
         v, i, t = chunk.voltage_v[keep], chunk.current_a[keep], chunk.t_s[keep]
         if not v.size:
             return []
-        a = np.abs(v)
+        a = chunk.abs_voltage_v[keep]
         if self.bare:
-            self._nucleation_chunk(a, v, i, np.diff(chunk.t_s, prepend=chunk.t_prev_s)[keep])
+            self._nucleation_chunk(a, v, i, chunk.dt_s[keep])
         self.tail = np.concatenate((self.tail, a[-TAIL_SAMPLES:]))[-TAIL_SAMPLES:]
         findings = self._spikes(ctx, a, chunk)
         # the soft-short statistics are per window of about watch.period_s, however the data came:

@@ -156,7 +156,7 @@ class PressureMonitor:
         return findings
 
     def _recede(self, chunk: Chunk) -> None:
-        q = chunk.current_a * np.diff(chunk.t_s, prepend=chunk.t_prev_s)
+        q = chunk.current_a * chunk.dt_s
         if not np.isfinite(q).all():
             q = np.where(np.isfinite(q), q, 0.0)
         net, gross = float(q.sum()), float(np.abs(q).sum())
