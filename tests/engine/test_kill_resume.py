@@ -67,6 +67,9 @@ async def kill_and_resume(schedule: Path, db: Path, delay_s: float) -> bool:
     if not runs or store.checkpoint(runs[0]["run_id"], "ch1") is None:
         store.close()
         return False  # killed before the first checkpoint: nothing to resume, a fresh start
+    if runs[0]["status"] == "completed":  # killed while exiting, after the run was complete
+        store.close()
+        return False
     run_id = runs[0]["run_id"]
     store.close()
     await cli("resume", run_id, "--db", url, "--quiet")
