@@ -232,14 +232,15 @@ class OverpotentialMonitor:
             self.recent_noise = [*self.recent_noise, noise][-RECENT_CHUNKS:]
         if self.short_latched:
             return []
-        base = statistics.median(self.noise_baseline) if len(self.noise_baseline) >= BASELINE_CHUNKS else None
         values: dict[str, float | str | bool | None] = {}
         sign = ""
-        if base is not None and len(self.recent_noise) == RECENT_CHUNKS:
+        if len(self.noise_baseline) >= BASELINE_CHUNKS and len(self.recent_noise) == RECENT_CHUNKS:
             recent = statistics.median(self.recent_noise)
-            if recent >= self.noise_floor_v and recent >= self.noise_ratio * base:
-                ratio = recent / max(base, 1e-12)
-                sign, values = "noise", {"noise_v": recent, "baseline_noise_v": base, "ratio": ratio}
+            if recent >= self.noise_floor_v:  # below the floor the baseline need not be looked at
+                base = statistics.median(self.noise_baseline)
+                if recent >= self.noise_ratio * base:
+                    ratio = recent / max(base, 1e-12)
+                    sign, values = "noise", {"noise_v": recent, "baseline_noise_v": base, "ratio": ratio}
         if not sign and ref is not None and not self.bare:
             if med < self.collapse * ref:
                 sign, values = "collapse", {"voltage_abs_v": med, "reference_v": ref}
