@@ -49,7 +49,6 @@ SAMPLE_COLUMNS = (
     "cycle",
     "pressure_pa",
 )
-METRIC_COLUMNS = ("run_id", "channel", "seq", "time_s", "cycle", "name", "value")
 
 
 COALESCE_ROWS = 100_000
@@ -201,13 +200,7 @@ class Store:
                     for seq, e in batch.events
                 ],
             )  # fmt: skip
-        if batch.metrics and self.dialect == "sqlite":  # many small rows: plain tuples, as for samples
-            run_id, channel = batch.run_id, batch.channel
-            conn.exec_driver_sql(
-                f"INSERT OR IGNORE INTO metrics ({', '.join(METRIC_COLUMNS)}) VALUES ({', '.join('?' * 7)})",
-                [(run_id, channel, r["seq"], r["time_s"], r["cycle"], r["name"], r["value"]) for r in batch.metrics],
-            )
-        elif batch.metrics:
+        if batch.metrics:
             conn.execute(self._insert_ignore(s.metrics), [{**key, **r} for r in batch.metrics])
         if batch.checkpoint is not None:
             row = {**key, "updated_unix_s": time.time(), **batch.checkpoint}
@@ -315,6 +308,11 @@ def _short(exc: BaseException) -> str:
 _HURRY = object()
 
 
+def _sample_count(item: object) -> int:
+    """Sample rows in a queued item (0 for the writer's markers)."""
+    return sum(len(r) for r in item.samples) if isinstance(item, WriteBatch) else 0
+
+
 class StoreWriter:
     """Writes batches in a background thread, one transaction each; control code never waits on it.
 
@@ -350,7 +348,7 @@ class StoreWriter:
         while True:
             batches = [self._queue.get()]
             # coalesce what else is waiting (or arrives within linger_s) into the same transaction
-            rows = sum(len(r) for r in batches[0].samples) if isinstance(batches[0], WriteBatch) else 0
+            rows = _sample_count(batches[0])
             deadline = time.monotonic() + self.linger_s
             while isinstance(batches[-1], WriteBatch) and rows < COALESCE_ROWS:
                 wait = deadline - time.monotonic()
@@ -359,7 +357,7 @@ class StoreWriter:
                 except queue.Empty:
                     break
                 batches.append(nxt)
-                rows += sum(len(r) for r in nxt.samples) if isinstance(nxt, WriteBatch) else 0
+                rows += _sample_count(nxt)
             stop = batches[-1] is None
             todo = [b for b in batches if isinstance(b, WriteBatch)]
             try:
