@@ -10,9 +10,8 @@ what a checkpoint keeps). SI units throughout; currents are signed as the instru
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -29,6 +28,7 @@ __all__ = [
     "StepContext",
     "Value",
     "finite_or_none",
+    "least_squares_slope",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -61,7 +61,11 @@ class Chunk:
     """Samples of one step, in time order: ``t_s`` (s), ``voltage_v`` (V), ``current_a`` (A);
     ``t_prev_s`` is the time before the first sample (the current read at t_k flowed during
     (t_(k-1), t_k]); ``pressure_pa`` a stack-pressure reading at the end (None without a rig);
-    ``first`` marks the step's first chunk."""
+    ``first`` marks the step's first chunk.
+
+    Columns several monitors use are derived once, when the chunk is made: ``abs_voltage_v`` (|V|,
+    V), ``voltage_finite`` (every voltage reading is finite: the usual case, no mask needed) and
+    ``dt_s`` (s, the interval each reading's current flowed for, from the previous reading)."""
 
     t_s: FloatArray
     voltage_v: FloatArray
@@ -69,6 +73,21 @@ class Chunk:
     t_prev_s: float
     pressure_pa: float | None = None
     first: bool = False
+    abs_voltage_v: FloatArray = field(init=False, repr=False)
+    voltage_finite: bool = field(init=False, repr=False)
+    dt_s: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        t = self.t_s
+        dt = np.empty(t.shape)
+        if t.size:
+            dt[0] = t[0] - self.t_prev_s
+            np.subtract(t[1:], t[:-1], out=dt[1:])
+        a = np.abs(self.voltage_v)
+        finite = bool(np.isfinite(a.max())) if a.size else True  # NaN and inf propagate to the max
+        object.__setattr__(self, "abs_voltage_v", a)
+        object.__setattr__(self, "voltage_finite", finite)
+        object.__setattr__(self, "dt_s", dt)
 
     def __len__(self) -> int:
         return int(self.t_s.shape[0])
@@ -77,21 +96,18 @@ class Chunk:
     def end_s(self) -> float:
         return float(self.t_s[-1]) if len(self) else self.t_prev_s
 
-    # derived columns several monitors use, computed once per chunk
-    @cached_property
-    def abs_voltage_v(self) -> FloatArray:
-        """|V| (V) of every reading."""
-        return np.abs(self.voltage_v)
 
-    @cached_property
-    def voltage_finite(self) -> bool:
-        """Whether every voltage reading is finite (the usual case: no mask needed)."""
-        return bool(np.isfinite(self.voltage_v).all())
-
-    @cached_property
-    def dt_s(self) -> FloatArray:
-        """The interval (s) each reading's current flowed for (from the previous reading)."""
-        return np.diff(self.t_s, prepend=self.t_prev_s)
+def least_squares_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Slope of the least-squares line through the points (x, y) (y units per x unit); 0 with
+    fewer than two distinct x. Plain floats: the monitors fit a few points at a time."""
+    n = len(x)
+    if n < 2:
+        return 0.0
+    mx = math.fsum(x) / n
+    my = math.fsum(y) / n
+    sxx = math.fsum((xi - mx) ** 2 for xi in x)
+    sxy = math.fsum((xi - mx) * (yi - my) for xi, yi in zip(x, y, strict=True))
+    return sxy / sxx if sxx > 0 else 0.0
 
 
 class MetricLog:

@@ -12,17 +12,21 @@ is watched too: an accelerating rise of |V| during plating (d2|V|/dt2 > 0 over s
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from licycler.monitors.base import Chunk, Finding, FloatArray, StepContext, finite_or_none
 from licycler.physics.gap import GapSpec, GapState, GapTransport
 from licycler.protocols.schedule import Watch
 
 __all__ = ["DepletionMonitor", "DerateResult"]
+
+IndexArray = npt.NDArray[np.int64]
 
 SPARSE_POINTS = 32
 """Samples evaluated in a run of constant current that cannot come near the threshold."""
@@ -46,6 +50,28 @@ class DerateResult:
         self.fraction = fraction
         self.time_limit_s = time_limit_s
         self.index_max = index_max
+
+
+def _runs(j: FloatArray, spread: float, tol: float) -> list[tuple[int, int]]:
+    """(start, end) index pairs of runs of (nearly, within ``tol``) constant current density ``j``
+    (A/m^2); ``spread`` is max(j) - min(j)."""
+    n = j.size
+    if spread <= tol:  # the usual case: one constant current through the chunk
+        return [(0, n)]
+    brk = (np.flatnonzero(np.abs(np.diff(j)) > tol) + 1).tolist()
+    if len(brk) >= MAX_RUNS:  # a current that keeps changing (voltage control): averaged in pieces
+        brk = sorted({int(k) for k in np.linspace(0, n, MAX_RUNS + 1)[1:-1]} - {0})
+    return list(zip([0, *brk], [*brk, n], strict=True))
+
+
+@functools.lru_cache(maxsize=64)
+def _sparse_offsets(n: int) -> IndexArray:
+    """Offsets of the samples evaluated in a run of ``n`` (> 2 SPARSE_POINTS) readings that cannot
+    come near the threshold: the first four, then evenly spaced ones (spacing >= 2: distinct) to the last."""
+    even = np.linspace(0, n - 1, SPARSE_POINTS).astype(np.int64)
+    out = np.concatenate((np.arange(4), even[even >= 4]))
+    out.flags.writeable = False
+    return out
 
 
 def _state_json(s: GapState) -> dict[str, Any]:
@@ -88,56 +114,51 @@ class DepletionMonitor:
         self.forecast_current_a = 0.0
         # divergence: the open window (index, sum, count) and the last completed window means
         self.win = (-1, 0.0, 0)
-        self.means: list[float] = []
+        self.means = np.zeros(0)  # the last completed window means (|V|, V) of the step
 
     # --- transport ---------------------------------------------------------------------------
-    def _runs(self, j: FloatArray) -> tuple[list[int], list[int]]:
-        """Start and end indices of runs of (nearly) constant current density ``j`` (A/m^2)."""
-        n = j.size
-        lo, hi = float(np.min(j)), float(np.max(j))
-        tol = max(1e-3 * max(abs(lo), abs(hi)), 1e-4)
-        if hi - lo <= tol:  # the usual case: one constant current through the chunk
-            return [0], [n]
-        brk = (np.flatnonzero(np.abs(np.diff(j)) > tol) + 1).tolist()
-        if len(brk) >= MAX_RUNS:  # a current that keeps changing (voltage control): averaged in pieces
-            brk = sorted({int(k) for k in np.linspace(0, n, MAX_RUNS + 1)[1:-1]} - {0})
-        return [0, *brk], [*brk, n]
-
-    def _advance(self, chunk: Chunk) -> tuple[FloatArray, FloatArray]:
-        """Move every column through ``chunk``; returns the depletion index and the plating-surface
-        concentration (mol/m^3, the lowest over the columns) at each sample. Where the gap model
-        proves the surface stays above the threshold for a run of constant current, only some of
-        its samples are evaluated (the others read c = inf, index = -inf): their lowest value then
-        stands for the run's in the metrics."""
+    def _advance(self, chunk: Chunk) -> tuple[IndexArray, FloatArray, float]:
+        """Move every column through ``chunk``. Returns the indices of the samples evaluated, the
+        lowest surface concentration over the columns at each (mol/m^3, floored at 0: past
+        depletion the model's linear profile goes negative), and the chunk's mean current density
+        (A/m^2, > 0 plating the working electrode). Where the gap model proves every column stays
+        above the threshold through a run of constant current, only some of its samples are
+        evaluated (the first ones, then evenly, and the last); the states still move exactly."""
         t = chunk.t_s
-        j = -chunk.current_a / self.area_m2  # > 0 plates at x = 0 (the working electrode)
-        j = np.where(np.isfinite(j), j, 0.0)
-        starts, ends = self._runs(j)
-        c_min = np.full(t.size, np.inf)
-        tol = max(1e-3 * float(np.max(np.abs(j))), 1e-4)
-        for state, f in zip(self.states, self.factors, strict=True):
+        j = chunk.current_a * (-1.0 / self.area_m2)  # > 0 plates at x = 0 (the working electrode)
+        lo, hi = float(j.min()), float(j.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # a reading without a current carried none
+            j = np.where(np.isfinite(j), j, 0.0)
+            lo, hi = float(j.min()), float(j.max())
+        tol = max(1e-3 * max(abs(lo), abs(hi)), 1e-4)
+        for state in self.states:
             if chunk.t_prev_s > state.t_s:  # no readings in between: no current flowed (suspended, paused)
                 self.gap.set_current(state, 0.0, state.t_s)
-            for a, b in zip(starts, ends, strict=True):
-                jr = f * float(np.mean(j[a:b]))
-                if abs(jr - state.current_density_a_m2) <= f * tol:
-                    jr = state.current_density_a_m2
-                t_start = max(float(t[a - 1]) if a > 0 else chunk.t_prev_s, state.t_s)
-                if jr != state.current_density_a_m2:
-                    self.gap.set_current(state, jr, t_start)
-                if b - a > 2 * SPARSE_POINTS and self.gap.lower_bound(state) > self._level(self.threshold):
-                    # provably far from the threshold: the surface is evaluated at a few of the
-                    # samples (the first ones, then evenly, and the last); the state still moves exactly
-                    even = np.linspace(a, b - 1, SPARSE_POINTS).astype(np.int64)  # spacing >= 2: distinct
-                    idx = np.concatenate((np.arange(a, a + 4), even[even >= a + 4]))
-                    c_x0, c_xl = self.gap.evaluate(state, t[idx])
-                    c_min[idx] = np.minimum(c_min[idx], np.minimum(c_x0, c_xl))
-                else:
-                    c_x0, c_xl = self.gap.evaluate(state, t[a:b])
-                    np.minimum(c_min[a:b], np.minimum(c_x0, c_xl), out=c_min[a:b])
+        level = self._level(self.threshold)
+        where: list[IndexArray] = []
+        lows: list[FloatArray] = []
+        for a, b in _runs(j, hi - lo, tol):
+            j_run = float(j[a:b].sum()) / (b - a)
+            t_start = float(t[a - 1]) if a > 0 else chunk.t_prev_s
+            for state, f in zip(self.states, self.factors, strict=True):
+                jr = f * j_run
+                if abs(jr - state.current_density_a_m2) > f * tol:
+                    self.gap.set_current(state, jr, max(t_start, state.t_s))
+            far = b - a > 2 * SPARSE_POINTS and all(self.gap.lower_bound(s) > level for s in self.states)
+            idx = a + _sparse_offsets(b - a) if far else np.arange(a, b)
+            times = t[idx] if far else t[a:b]
+            low: FloatArray | None = None
+            for state in self.states:
+                c_x0, c_xl = self.gap.evaluate(state, times)
+                col = np.minimum(c_x0, c_xl)
+                low = col if low is None else np.minimum(low, col)
                 self.gap.evolve(state, float(t[b - 1]))  # the current is constant through the run
-        c_min = np.maximum(c_min, 0.0)  # past depletion the model's linear profile goes negative: 0 is 0
-        return 1.0 - c_min / self.c0, c_min
+            assert low is not None
+            where.append(idx)
+            lows.append(low)
+        idx = where[0] if len(where) == 1 else np.concatenate(where)
+        low = lows[0] if len(lows) == 1 else np.concatenate(lows)
+        return idx, np.maximum(low, 0.0), float(j.sum()) / j.size
 
     def _copies_at(self, t0: float) -> list[GapState]:
         """Copies of the columns at ``t0`` (zero current from their last sample to ``t0``)."""
@@ -241,7 +262,7 @@ class DepletionMonitor:
     def start_step(self, ctx: StepContext) -> list[Finding]:
         self.latched = set()
         self.win = (-1, 0.0, 0)
-        self.means = []
+        self.means = np.zeros(0)
         return self._check_forecast(ctx, ctx.t0_s)
 
     def after_derate(self, ctx: StepContext, t_s: float) -> None:
@@ -252,28 +273,33 @@ class DepletionMonitor:
         self.forecast_current_a = ctx.setpoint_a
 
     def observe(self, ctx: StepContext, chunk: Chunk) -> list[Finding]:
-        index, c_min = self._advance(chunk)
+        if not len(chunk):
+            return []
+        idx, c_low, mean_j = self._advance(chunk)
         findings: list[Finding] = []
-        self.period_index = max(self.period_index, float(np.max(index)))
-        self.period_c_min = min(self.period_c_min, float(np.min(c_min)))
+        m = int(np.argmin(c_low))  # the index 1 - c/c0 is highest where c is lowest
+        c_min = float(c_low[m])
+        k = int(idx[m])
+        index = 1.0 - c_min / self.c0
+        self.period_index = max(self.period_index, index)
+        self.period_c_min = min(self.period_c_min, c_min)
         t_end = chunk.end_s
         if t_end >= self.next_metric_s:
             self._emit_metrics(ctx, t_end, with_ttd=True)
             self.next_metric_s = t_end + self.watch.every_s
-        k = int(np.argmax(index))
-        if index[k] >= self.threshold and ctx.sourcing and "threshold" not in self.latched:
+        if index >= self.threshold and ctx.sourcing and "threshold" not in self.latched:
             self.latched.add("threshold")
             ttd = self.time_to_depletion_s()
             findings.append(Finding(self.name, "depletion", "threshold", float(chunk.t_s[k]),
-                                    f"depletion index {index[k]:.3g} reached its threshold {self.threshold:g}; "
+                                    f"depletion index {index:.3g} reached its threshold {self.threshold:g}; "
                                     f"surface depleted in {ttd:.4g} s at this current",
-                                    {"depletion_index": float(index[k]), "threshold": self.threshold,
-                                     "surface_concentration_mol_m3": float(c_min[k]),
+                                    {"depletion_index": index, "threshold": self.threshold,
+                                     "surface_concentration_mol_m3": c_min,
                                      "time_to_depletion_s": finite_or_none(ttd),
                                      "current_density_a_m2": float(-chunk.current_a[k] / self.area_m2)},
                                     lead_s=finite_or_none(ttd)))  # fmt: skip
-        elif ctx.sourcing and len(chunk):
-            mean_i = float(np.mean(chunk.current_a))
+        elif ctx.sourcing:
+            mean_i = -mean_j * self.area_m2
             drift = abs(mean_i - self.forecast_current_a) > 0.02 * abs(self.forecast_current_a)
             if drift or t_end - self.forecast_t >= REFORECAST_S:
                 findings += self._check_forecast(ctx, t_end)
@@ -351,35 +377,36 @@ class DepletionMonitor:
         if not chunk.voltage_finite:
             ok = np.isfinite(v)
             v, t = v[ok], t[ok]
-        k = np.floor((t - ctx.t0_s) / self.window_s).astype(np.int64)
-        if not k.size:
+        if not t.size:
             return []
+        k = np.floor((t - ctx.t0_s) / self.window_s).astype(np.int64)
         k0 = int(k[0])
-        idx = k - k0
-        sums = np.bincount(idx, weights=v)
-        counts = np.bincount(idx)
+        k -= k0
+        sums = np.bincount(k, weights=v)
+        counts = np.bincount(k)
         win_k, win_sum, win_n = self.win
-        closed_k: list[int] = []
-        closed_m: list[float] = []
+        closed = win_k != k0 and win_k >= 0 and win_n > 0  # the window left open by the last chunk ended
         if win_k == k0:
             sums[0] += win_sum
             counts[0] += win_n
-        elif win_k >= 0 and win_n:
-            closed_k.append(win_k)
-            closed_m.append(win_sum / win_n)
-        present = np.flatnonzero(counts)
-        last = int(present[-1])
+        last = counts.size - 1  # the window of the chunk's last reading stays open
         self.win = (k0 + last, float(sums[last]), int(counts[last]))
-        done = present[:-1]
-        ks = np.concatenate((np.array(closed_k, dtype=np.int64), k0 + done))
-        means = np.concatenate((np.array(closed_m), sums[done] / counts[done]))[ks >= 1]  # window 0: the switch
-        kept = ks[ks >= 1]
-        before = len(self.means)
-        seq = np.concatenate((np.array(self.means), means))
-        self.means = seq[-4:].tolist()
+        present = np.flatnonzero(counts[:last])  # completed windows: their numbers and mean |V|
+        ks = k0 + present
+        means = sums[present] / counts[present]
+        if closed:
+            ks = np.concatenate(([win_k], ks))
+            means = np.concatenate(([win_sum / win_n], means))
+        first = int(np.searchsorted(ks, 1))  # window 0 holds the switch
+        kept = ks[first:]
+        before = self.means.size
+        seq = np.concatenate((self.means, means[first:]))
+        self.means = seq[-4:].copy()
         if seq.size < 4:
             return []
         r = np.diff(seq)  # every run of three successive rises in this chunk is looked at
+        if float(r.max()) < self.min_rise_v:  # the last rise of a divergence is at least min_rise
+            return []
         a1, a2, a3 = r[:-2], r[1:-1], r[2:]
         hit = np.flatnonzero((0.25 * self.min_rise_v <= a1) & (a1 < a2) & (a2 < a3) & (a3 >= self.min_rise_v))
         if not hit.size:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from licycler.monitors.base import Chunk, Finding, StepContext
+from licycler.monitors.base import Chunk, Finding, StepContext, least_squares_slope
 from licycler.physics.kinetics import nucleation_overpotential
 from licycler.protocols.schedule import Watch
 
@@ -40,15 +40,16 @@ MIN_WINDOW_SAMPLES = 16
 TREND_STEPS = 10
 
 
-def _window_stats(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of voltages ``v`` (windows x readings): the median |V| and the noise, the scaled
-    median absolute deviation of the second difference (NaN for rows of fewer than 8 readings)."""
-    med = _row_median(np.abs(v))
+def _window_stats(v: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of voltages ``v`` (windows x readings) and of their magnitudes ``a``: the median |V|
+    and the noise, the scaled median absolute deviation of the second difference (NaN for rows of
+    fewer than 8 readings)."""
+    med = _row_median(a)
     if v.shape[1] < 8:
         return med, np.full(v.shape[0], np.nan)
     r = v[:, 1:-1] - 0.5 * (v[:, :-2] + v[:, 2:])
-    dev = np.abs(r - _row_median(r)[:, None])
-    return med, _row_median(dev) * MAD_TO_SIGMA
+    r -= _row_median(r)[:, None]
+    return med, _row_median(np.abs(r, out=r)) * MAD_TO_SIGMA
 
 
 def _row_median(x: np.ndarray) -> np.ndarray:
@@ -63,10 +64,7 @@ def _row_median(x: np.ndarray) -> np.ndarray:
 
 def _slope(values: list[float]) -> float:
     """Least-squares slope of ``values`` against their index (per step), 0 with fewer than 2."""
-    if len(values) < 2:
-        return 0.0
-    x = np.arange(len(values), dtype=np.float64)
-    return float(np.polyfit(x, np.asarray(values), 1)[0])
+    return least_squares_slope(range(len(values)), values)
 
 
 class OverpotentialMonitor:
@@ -158,9 +156,11 @@ class OverpotentialMonitor:
         span = float(t[-1]) - chunk.t_prev_s
         parts = max(1, min(round(span / self.watch.period_s), a.size // MIN_WINDOW_SAMPLES))
         m = a.size // parts  # the last a.size - parts m (< parts) readings are left out of the windows
-        med, noise = _window_stats(v[: parts * m].reshape(parts, m))
-        ends = t[np.arange(1, parts + 1) * m - 1]
+        med, noise = _window_stats(v[: parts * m].reshape(parts, m), a[: parts * m].reshape(parts, m))
         ref = self._reference(ctx)  # plateaus change only at step ends
+        if self._quiet(med, noise, ref):
+            return findings
+        ends = t[np.arange(1, parts + 1) * m - 1]
         for mk, nk, ek in zip(med.tolist(), noise.tolist(), ends.tolist(), strict=True):
             findings += self._short_window(ctx, mk, nk, ek, ref)
         return findings
@@ -218,6 +218,31 @@ class OverpotentialMonitor:
     def _reference(self, ctx: StepContext) -> float | None:
         ref = self.plateaus.get(self._key(ctx))
         return float(statistics.median(ref)) if ref else None
+
+    def _quiet(self, med: np.ndarray, noise: np.ndarray, ref: float | None) -> bool:
+        """Take a chunk's windows (median |V| and noise, V) at once when none of them can show a
+        soft short, which a few bounds prove in the usual case: no recent-noise median (of values
+        among the last ones and the new) reaches the firing level, and no median |V| falls below
+        the reference's fall or collapse line. The step's and the run's window records are kept as
+        :meth:`_short_window` keeps them one by one; False (nothing kept): look at them one by one."""
+        fresh = noise[np.isfinite(noise)].tolist()
+        if not self.short_latched:
+            if len(self.noise_baseline) < BASELINE_CHUNKS <= len(self.noise_baseline) + len(fresh):
+                return False  # the baseline fills within the chunk
+            candidates = self.recent_noise + fresh
+            if len(self.noise_baseline) >= BASELINE_CHUNKS and candidates:
+                fire = max(self.noise_floor_v, self.noise_ratio * statistics.median(self.noise_baseline))
+                if max(candidates) >= fire:
+                    return False
+            if ref is not None and not self.bare:
+                if float(np.min(med)) < max(self.collapse, 1.0 - self.drop) * ref:
+                    return False
+                self.falls = 0
+        self.chunk_medians += med.tolist()
+        self.step_noise += fresh
+        self.noise_baseline += fresh[: max(0, BASELINE_CHUNKS - len(self.noise_baseline))]
+        self.recent_noise = (self.recent_noise + fresh)[-RECENT_CHUNKS:]
+        return True
 
     def _short_window(
         self, ctx: StepContext, med: float, noise: float, end_s: float, ref: float | None

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from licycler.monitors.base import Chunk, Finding, StepContext, finite_or_none
+from licycler.monitors.base import Chunk, Finding, StepContext, finite_or_none, least_squares_slope
 from licycler.physics.mechanics import creep_number, lithium_thickness, void_time
 from licycler.protocols.schedule import Watch
 
@@ -28,21 +28,6 @@ MIN_REFERENCE_PA = 1e3
 """Below this reference stack pressure (Pa) there is no pressure loss to watch for."""
 MOVING_FRACTION = 0.02
 """A change of the stack pressure (fraction of the reference) that asks for readings at the metrics period."""
-
-
-def _slope(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope of (t, p) points, Pa/s."""
-    n = len(points)
-    t0 = points[0][0]
-    st = sp = stt = stp = 0.0
-    for t, p in points:
-        x = t - t0
-        st += x
-        sp += p
-        stt += x * x
-        stp += x * p
-    den = n * stt - st * st
-    return (n * stp - st * sp) / den if den > 0 else 0.0
 
 
 class PressureMonitor:
@@ -67,6 +52,8 @@ class PressureMonitor:
         self.void_latched = False
         self.next_metric_s = 0.0
         self.slope: float | None = None
+        self._void_key: tuple[float, float, float] | None = None
+        self._void_value = math.inf
 
     # --- helpers -----------------------------------------------------------------------------
     def pressure(self, ctx: StepContext) -> float | None:
@@ -101,12 +88,17 @@ class PressureMonitor:
         if current_a == 0:
             return math.inf
         e_s = 0 if current_a > 0 else 1  # a positive current strips the working electrode
-        m = self.model
-        i_max = m.void_alpha * abs(current_a) / self.area_m2
-        left = max(pressure_pa, 0.0) - m.contact_stiffness_pa_m * self.recession[e_s]
-        if left + m.adhesion_strength_pa <= 0:
-            return 0.0
-        return float(void_time(left, m.adhesion_strength_pa, m.contact_stiffness_pa_m, i_max))
+        key = (current_a, pressure_pa, self.recession[e_s])
+        if key != self._void_key:  # asked again with the same numbers (the check, then the metric)
+            m = self.model
+            i_max = m.void_alpha * abs(current_a) / self.area_m2
+            left = max(pressure_pa, 0.0) - m.contact_stiffness_pa_m * self.recession[e_s]
+            if left + m.adhesion_strength_pa <= 0:
+                value = 0.0
+            else:
+                value = float(void_time(left, m.adhesion_strength_pa, m.contact_stiffness_pa_m, i_max))
+            self._void_key, self._void_value = key, value
+        return self._void_value
 
     def _creep(self, current_a: float, pressure_pa: float) -> float:
         m = self.model
@@ -156,10 +148,11 @@ class PressureMonitor:
         return findings
 
     def _recede(self, chunk: Chunk) -> None:
-        q = chunk.current_a * chunk.dt_s
-        if not np.isfinite(q).all():
-            q = np.where(np.isfinite(q), q, 0.0)
-        net, gross = float(q.sum()), float(np.abs(q).sum())
+        i, dt = chunk.current_a, chunk.dt_s
+        net, gross = float(i @ dt), float(np.abs(i) @ dt)  # C: net and gross charge of the chunk
+        if not (math.isfinite(net) and math.isfinite(gross)):  # a reading without a current carried none
+            i = np.where(np.isfinite(i), i, 0.0)
+            net, gross = float(i @ dt), float(np.abs(i) @ dt)
         strip_we = 0.5 * (gross + net) / self.area_m2  # C/m^2 stripped from the working electrode
         plate_we = 0.5 * (gross - net) / self.area_m2
         va = self.model.void_alpha
@@ -184,7 +177,7 @@ class PressureMonitor:
         if ref < MIN_REFERENCE_PA:  # no stack pressure to lose (a cell without a rig, a 0 Pa setpoint)
             return []
         if len(self.readings) >= MIN_RATE_READINGS and t - self.readings[0][0] >= 0.5 * self.window_s:
-            self.slope = _slope(self.readings)
+            self.slope = least_squares_slope([r[0] for r in self.readings], [r[1] for r in self.readings])
         if self.loss_latched:
             steady = self.slope is None or self.slope > -0.5 * self.rate * ref
             if p > (1.0 - 0.25 * self.fraction) * ref and steady:

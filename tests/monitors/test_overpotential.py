@@ -91,3 +91,50 @@ def test_soft_short_statistics_do_not_depend_on_how_the_data_came() -> None:
         assert other is not None
         assert other[0] == "noise"
         assert abs(other[1] - found[60][1]) <= 60.0
+
+
+class _OneByOne(OverpotentialMonitor):
+    """The soft-short windows always taken one by one (no chunk-wide shortcut)."""
+
+    def _quiet(self, med: np.ndarray, noise: np.ndarray, ref: float | None) -> bool:
+        return False
+
+
+def _windows_record(monitor: OverpotentialMonitor) -> tuple[object, ...]:
+    return (monitor.state(), monitor.chunk_medians, monitor.step_noise, monitor.recent_noise, monitor.falls)
+
+
+def test_chunk_wide_shortcut_keeps_what_the_windows_one_by_one_keep() -> None:
+    """Healthy steps, then one whose polarization falls by 15 % (or whose noise grows tenfold)
+    half way: the monitor that takes a quiet chunk's windows at once reports the same soft shorts
+    at the same times and keeps the same records as one that looks at every window in turn."""
+    sched = schedule(TEXT)
+    step = sched.steps[0]
+    for seed, fault in ((1, "fall"), (2, "noise"), (3, "none")):
+        rng = np.random.default_rng(seed)
+        fast, slow = (cls(sched.watch, sched.cell.area_m2) for cls in (OverpotentialMonitor, _OneByOne))
+        reports: dict[int, list[tuple[str, str, float]]] = {id(fast): [], id(slow): []}
+        for k in range(5):
+            t0 = k * 3600.0
+            t = t0 + np.arange(1.0, 3601.0)
+            sigma = np.full(t.size, 50e-6)
+            v = 0.05 + rng.normal(0.0, 1.0, t.size) * sigma
+            if k == 4 and fault == "fall":
+                v[1800:] *= 0.85
+            if k == 4 and fault == "noise":
+                v[1800:] += rng.normal(0.0, 450e-6, 1800)
+            ctx = {id(m): StepContext(sched, step, k + 1, t0, k + 1, step.current_a, MetricLog(), time_limit_s=3600.0)
+                   for m in (fast, slow)}  # fmt: skip
+            for monitor in (fast, slow):
+                monitor.start_step(ctx[id(monitor)])
+            for a in range(0, t.size, 600):
+                chunk = _chunk(t[a : a + 600], v[a : a + 600], t0 + a, first=a == 0)
+                for monitor in (fast, slow):
+                    found = monitor.observe(ctx[id(monitor)], chunk)
+                    reports[id(monitor)] += [(f.cause, f.sign, f.time_s) for f in found if f.cause == "soft_short"]
+                assert _windows_record(fast) == _windows_record(slow)
+            for monitor in (fast, slow):
+                monitor.end_step(ctx[id(monitor)], "time")
+        assert reports[id(fast)] == reports[id(slow)]
+        expected = {"fall": ["polarization_fall"], "noise": ["noise"], "none": []}[fault]
+        assert [sign for _, sign, _ in reports[id(fast)]] == expected
