@@ -99,6 +99,9 @@ class DepletionMonitor:
         self.c0 = self.spec.concentration_mol_m3
         self.factors = (1.0, m.alpha) if m.alpha > 1.0 else (1.0,)
         self.states = [self.gap.initial_state() for _ in self.factors]
+        self.far: list[bool] = [False for _ in self.factors]
+        """Per column: proven above the threshold for as long as its present current holds (the
+        gap's lower bound only rises while a current holds: it need not be asked again)."""
         rule = watch.rule("depletion")
         self.threshold = rule["threshold"]
         self.horizon_s = rule["horizon"]
@@ -131,27 +134,31 @@ class DepletionMonitor:
             j = np.where(np.isfinite(j), j, 0.0)
             lo, hi = float(j.min()), float(j.max())
         tol = max(1e-3 * max(abs(lo), abs(hi)), 1e-4)
-        for state in self.states:
+        for col, state in enumerate(self.states):
             if chunk.t_prev_s > state.t_s:  # no readings in between: no current flowed (suspended, paused)
                 self.gap.set_current(state, 0.0, state.t_s)
+                self.far[col] = False
         level = self._level(self.threshold)
         where: list[IndexArray] = []
         lows: list[FloatArray] = []
         for a, b in _runs(j, hi - lo, tol):
             j_run = float(j[a:b].sum()) / (b - a)
             t_start = float(t[a - 1]) if a > 0 else chunk.t_prev_s
-            for state, f in zip(self.states, self.factors, strict=True):
+            for col, (state, f) in enumerate(zip(self.states, self.factors, strict=True)):
                 jr = f * j_run
                 if abs(jr - state.current_density_a_m2) > f * tol:
                     self.gap.set_current(state, jr, max(t_start, state.t_s))
-            far = b - a > 2 * SPARSE_POINTS and all(self.gap.lower_bound(s) > level for s in self.states)
+                    self.far[col] = False
+                if not self.far[col]:
+                    self.far[col] = self.gap.lower_bound(state) > level
+            far = b - a > 2 * SPARSE_POINTS and all(self.far)
             idx = a + _sparse_offsets(b - a) if far else np.arange(a, b)
             times = t[idx] if far else t[a:b]
             low: FloatArray | None = None
             for state in self.states:
                 c_x0, c_xl = self.gap.evaluate(state, times)
-                col = np.minimum(c_x0, c_xl)
-                low = col if low is None else np.minimum(low, col)
+                lowest = np.minimum(c_x0, c_xl)
+                low = lowest if low is None else np.minimum(low, lowest)
                 self.gap.evolve(state, float(t[b - 1]))  # the current is constant through the run
             assert low is not None
             where.append(idx)
@@ -430,6 +437,7 @@ class DepletionMonitor:
 
     def restore(self, state: dict[str, Any]) -> None:
         self.states = [_state_from(d) for d in state["states"]]
+        self.far = [False for _ in self.states]
         self.next_metric_s = float(state["next_metric_s"])
         self.period_index = float(state["period_index"])
         c = state["period_c_min"]
