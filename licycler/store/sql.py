@@ -49,6 +49,7 @@ SAMPLE_COLUMNS = (
     "cycle",
     "pressure_pa",
 )
+METRIC_COLUMNS = ("run_id", "channel", "seq", "time_s", "cycle", "name", "value")
 
 
 COALESCE_ROWS = 100_000
@@ -200,7 +201,13 @@ class Store:
                     for seq, e in batch.events
                 ],
             )  # fmt: skip
-        if batch.metrics:
+        if batch.metrics and self.dialect == "sqlite":  # many small rows: plain tuples, as for samples
+            run_id, channel = batch.run_id, batch.channel
+            conn.exec_driver_sql(
+                f"INSERT OR IGNORE INTO metrics ({', '.join(METRIC_COLUMNS)}) VALUES ({', '.join('?' * 7)})",
+                [(run_id, channel, r["seq"], r["time_s"], r["cycle"], r["name"], r["value"]) for r in batch.metrics],
+            )
+        elif batch.metrics:
             conn.execute(self._insert_ignore(s.metrics), [{**key, **r} for r in batch.metrics])
         if batch.checkpoint is not None:
             row = {**key, "updated_unix_s": time.time(), **batch.checkpoint}
