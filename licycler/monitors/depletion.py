@@ -225,6 +225,8 @@ class DepletionMonitor:
 
     def time_to_depletion_s(self) -> float:
         """Seconds until a plating surface reaches zero at the present current (inf: never)."""
+        if all(self.far):  # proven above the threshold's level (> 0) while the current holds
+            return math.inf
         return min(self.gap.time_to_depletion(s) for s in self.states)
 
     def time_to_depletion_at(self, t0: float, j: float) -> float:

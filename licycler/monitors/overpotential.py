@@ -204,16 +204,17 @@ class OverpotentialMonitor:
         self.prev_abs = float(a[-1])
         if self.spiked or full.size < 3:
             return []
-        mid = full[1:-1]
-        peak = (mid - full[:-2] > self.spike_v) & (mid - full[2:] > self.spike_v)
+        rise = np.diff(full)  # a peak: up by more than size from the reading before, down from it to the next
+        peak = (rise[:-1] > self.spike_v) & (rise[1:] < -self.spike_v)
         if not peak.any():
             return []
         self.spiked = True
         k = int(np.argmax(peak))
-        height = float(mid[k] - max(full[k], full[k + 2]))
+        top = float(full[k + 1])
+        height = top - max(float(full[k]), float(full[k + 2]))
         return [Finding(self.name, "overpotential_spike", "single_reading", chunk.end_s,
                         f"|V| spiked by {height * 1e3:.3g} mV for one reading at constant current",
-                        {"spike_v": height, "voltage_abs_v": float(mid[k]), "size_v": self.spike_v})]  # fmt: skip
+                        {"spike_v": height, "voltage_abs_v": top, "size_v": self.spike_v})]  # fmt: skip
 
     def _reference(self, ctx: StepContext) -> float | None:
         ref = self.plateaus.get(self._key(ctx))

@@ -44,7 +44,7 @@ def sei_resistance(
     )
 
 
-def _resistance(*layers: ArrayLike) -> npt.NDArray[np.float64]:
+def _resistance(*layers: ArrayLike) -> np.float64 | npt.NDArray[np.float64]:
     return f64(sei_resistance(*layers))
 
 
