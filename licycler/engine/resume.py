@@ -61,7 +61,8 @@ def plan_resume(store: Store, run_id: str, *, stuck_count: int = 20) -> ResumePl
             finished.append(name)
             continue
         store.discard_after(run_id, name, sample_seq=progress.sample_seq, event_seq=progress.event_seq,
-                            step_seq=progress.step_seq, cycle=progress.accounting["cycle"])  # fmt: skip
+                            step_seq=progress.step_seq, cycle=progress.accounting["cycle"],
+                            metric_seq=int(progress.monitors.get("metric_seq", 0)))  # fmt: skip
         setups.append(
             restore_sim_channel(name, checkpoint["snapshot"], progress, seed=channel["seed"], stuck_count=stuck_count)
         )

@@ -793,7 +793,7 @@ class ChannelRunner:
         await self._check_store()
         self.progress.accounting = self.accounting.state()
         if self.monitors is not None:
-            self.progress.monitors = self.monitors.state(self.accounting.cycle)
+            self.progress.monitors = self.monitors.state()
         batch = self._batch()
         batch.checkpoint = {
             "sample_seq": self.progress.sample_seq,

@@ -111,16 +111,15 @@ def least_squares_slope(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 class MetricLog:
-    """Metric rows for the store's ``metrics`` table (seq, time_s, cycle, name, value), numbered.
+    """Metric rows for the store's ``metrics`` table (seq, time_s, cycle, name, value), numbered
+    from ``seq`` (a resumed run goes on from its checkpoint's number: the store deleted the rows
+    from there on). The open cycle's rows are kept in memory too (``open_rows``: a live view reads
+    the latest values from them)."""
 
-    Rows of the open cycle are also kept (``open_rows``) so that a resume, which discards the open
-    cycle's metrics, can write them again.
-    """
-
-    def __init__(self, seq: int = 0, open_rows: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, seq: int = 0) -> None:
         self.seq = seq
-        self.rows: list[dict[str, Any]] = list(open_rows or [])
-        self.open_rows: list[dict[str, Any]] = list(open_rows or [])
+        self.rows: list[dict[str, Any]] = []
+        self.open_rows: list[dict[str, Any]] = []
         self.cycle = 0
 
     def add(self, time_s: float, name: str, value: float | None) -> None:

@@ -206,13 +206,12 @@ class MonitorSuite:
         return out
 
     # --- checkpoint ----------------------------------------------------------------------------
-    def state(self, cycle: int) -> dict[str, Any]:
-        """JSON state at a step boundary; ``cycle`` is the open cycle (its metric rows are kept, to
-        be written again by a resumed run: a resume discards the open cycle's metrics)."""
+    def state(self) -> dict[str, Any]:
+        """JSON state at a step boundary. ``metric_seq`` numbers the next metric row: a resume
+        deletes the rows from it on and the resumed run writes them again."""
         return {
             "monitors": {m.name: m.state() for m in self.monitors},
             "metric_seq": self.metrics.seq,
-            "open_rows": [r for r in self.metrics.open_rows if r["cycle"] >= cycle],
             "metric_cycle": self.metrics.cycle,
             "previous_end": self.previous_end,
             "previous_kind": self.previous_kind,
@@ -222,7 +221,7 @@ class MonitorSuite:
         for m in self.monitors:
             if m.name in state["monitors"]:
                 m.restore(state["monitors"][m.name])
-        self.metrics = MetricLog(int(state["metric_seq"]), list(state["open_rows"]))
+        self.metrics = MetricLog(int(state["metric_seq"]))
         self.metrics.cycle = int(state["metric_cycle"])
         self.previous_end = str(state["previous_end"])
         self.previous_kind = str(state["previous_kind"])

@@ -222,17 +222,17 @@ class Store:
             )
 
     def discard_after(self, run_id: str, channel: str, *, sample_seq: int, event_seq: int, step_seq: int,
-                      cycle: int) -> None:  # fmt: skip
+                      cycle: int, metric_seq: int = 0) -> None:  # fmt: skip
         """Delete a channel's data recorded after a checkpoint (a hardware-free resume regenerates it
         identically): samples from ``sample_seq``, events from ``event_seq``, steps after ``step_seq``,
-        cycles from ``cycle`` (the one open at the checkpoint) on."""
+        cycles from ``cycle`` (the one open at the checkpoint) on, metric rows from ``metric_seq``."""
         with self.engine.begin() as conn:
             for table, column, first in (
                 (s.samples, s.samples.c.seq, sample_seq),
                 (s.events, s.events.c.seq, event_seq),
                 (s.steps, s.steps.c.step_seq, step_seq + 1),
                 (s.cycles, s.cycles.c.cycle, cycle),
-                (s.metrics, s.metrics.c.cycle, cycle),
+                (s.metrics, s.metrics.c.seq, metric_seq),
             ):
                 conn.execute(
                     table.delete().where(table.c.run_id == run_id, table.c.channel == channel, column >= first)
