@@ -55,9 +55,14 @@ def ratio_result(
     baseline_name: str,
     target: str = "",
     notes: str = "",
+    ratio: float | None = None,
 ) -> Result:
-    """A :class:`Result` with its ratio, and ``passed`` judged from ``target`` (``">= x"``/``"<= x"``)."""
-    ratio = figure / baseline if baseline else float("inf")
+    """A :class:`Result` with its ratio, and ``passed`` judged from ``target`` (``">= x"``/``"<= x"``).
+
+    ``ratio`` defaults to figure / baseline; a benchmark that estimates it otherwise (the median of
+    paired ratios) passes it, and says how in ``notes``."""
+    if ratio is None:
+        ratio = figure / baseline if baseline else float("inf")
     passed: bool | None = None
     if target:
         op, value = target.split()
