@@ -222,7 +222,7 @@ class Store:
             )
 
     def discard_after(self, run_id: str, channel: str, *, sample_seq: int, event_seq: int, step_seq: int,
-                      cycle: int, metric_seq: int = 0) -> None:  # fmt: skip
+                      cycle: int, metric_seq: int) -> None:  # fmt: skip
         """Delete a channel's data recorded after a checkpoint (a hardware-free resume regenerates it
         identically): samples from ``sample_seq``, events from ``event_seq``, steps after ``step_seq``,
         cycles from ``cycle`` (the one open at the checkpoint) on, metric rows from ``metric_seq``."""
