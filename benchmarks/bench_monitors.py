@@ -5,7 +5,7 @@ Two cells: the default Li||Li coin cell in its pressure rig and the Li||Cu cell 
 inventory). The issue asks that all monitors together cost less than 25 % of the run's time
 (ratio <= 1.25).
 
-The ratio is the median of the ratios of eleven pairs of runs (with / without monitors, run one
+The ratio is the median of the ratios of fifteen pairs of runs (with / without monitors, run one
 after the other, alternating which goes first); the figures shown are the medians of each side. A
 hardware-free run is bound by its SQLite writer, and on a shared 2-core machine the same run's
 time wanders by +-15 % from one run to the next, in phases of several seconds (a plain Python loop
@@ -107,7 +107,7 @@ def run(quick: bool) -> list[Result]:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, template, scenario in (("Li||Li", LI_LI, "default"), ("Li||Cu", LI_CU, "li-cu")):
-            t_on, t_off, ratio, notes = _pairs(template, scenario, cycles, Path(tmp), 3 if quick else 11)
+            t_on, t_off, ratio, notes = _pairs(template, scenario, cycles, Path(tmp), 3 if quick else 15)
             results.append(
                 ratio_result(
                     f"hardware-free run with all monitors vs without ({name}, {cycles} cycles)",

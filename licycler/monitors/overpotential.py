@@ -97,6 +97,7 @@ class OverpotentialMonitor:
         self._reset_step()
 
     def _reset_step(self) -> None:
+        self.ref: tuple[float, float | None] | None = None  # (setpoint, reference plateau) of this step
         self.n_step = 0
         self.bare = False
         self.tip: tuple[float, float, float] | None = None  # (|V|, V, I) at the nucleation peak
@@ -157,7 +158,7 @@ class OverpotentialMonitor:
         parts = max(1, min(round(span / self.watch.period_s), a.size // MIN_WINDOW_SAMPLES))
         m = a.size // parts  # the last a.size - parts m (< parts) readings are left out of the windows
         med, noise = _window_stats(v[: parts * m].reshape(parts, m), a[: parts * m].reshape(parts, m))
-        ref = self._reference(ctx)  # plateaus change only at step ends
+        ref = self._reference(ctx)
         if self._quiet(med, noise, ref):
             return findings
         ends = t[np.arange(1, parts + 1) * m - 1]
@@ -217,8 +218,12 @@ class OverpotentialMonitor:
                         {"spike_v": height, "voltage_abs_v": top, "size_v": self.spike_v})]  # fmt: skip
 
     def _reference(self, ctx: StepContext) -> float | None:
-        ref = self.plateaus.get(self._key(ctx))
-        return float(statistics.median(ref)) if ref else None
+        """The reference plateau |V| (V) for the step's kind and present current (plateaus change
+        only at step ends; a derate changes the current)."""
+        if self.ref is None or self.ref[0] != ctx.setpoint_a:
+            ref = self.plateaus.get(self._key(ctx))
+            self.ref = (ctx.setpoint_a, float(statistics.median(ref)) if ref else None)
+        return self.ref[1]
 
     def _quiet(self, med: np.ndarray, noise: np.ndarray, ref: float | None) -> bool:
         """Take a chunk's windows (median |V| and noise, V) at once when none of them can show a
