@@ -156,7 +156,9 @@ class OverpotentialMonitor:
         # equal windows, their medians and noise computed at once
         span = float(t[-1]) - chunk.t_prev_s
         parts = max(1, min(round(span / self.watch.period_s), a.size // MIN_WINDOW_SAMPLES))
-        m = a.size // parts  # the last a.size - parts m (< parts) readings are left out of the windows
+        m = a.size // parts
+        m -= 1 - m % 2  # an odd number of readings: each median is one of them (one partition)
+        # the last a.size - parts m (< 2 parts) readings are left out of the windows
         med, noise = _window_stats(v[: parts * m].reshape(parts, m), a[: parts * m].reshape(parts, m))
         ref = self._reference(ctx)
         if self._quiet(med, noise, ref):

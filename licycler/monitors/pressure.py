@@ -158,7 +158,7 @@ class PressureMonitor:
         va = self.model.void_alpha
         h = self.recession
         # the working electrode strips what the counter plates, and the other way round
-        stripped, plated = np.asarray(lithium_thickness(np.array([strip_we, plate_we]))).tolist()
+        stripped, plated = float(lithium_thickness(strip_we)), float(lithium_thickness(plate_we))
         h[0] = max(0.0, h[0] + va * stripped - plated)
         h[1] = max(0.0, h[1] + va * plated - stripped)
 
