@@ -5,14 +5,12 @@ Two cells: the default Li||Li coin cell in its pressure rig and the Li||Cu cell 
 inventory). The issue asks that all monitors together cost less than 25 % of the run's time
 (ratio <= 1.25).
 
-The ratio is the median of the ratios of fifteen pairs of runs (with / without monitors, run one
-after the other, alternating which goes first); the figures shown are the medians of each side. A
-hardware-free run is bound by its SQLite writer, and on a shared 2-core machine the same run's
-time wanders by +-15 % from one run to the next, in phases of several seconds (a plain Python loop
-does the same here): machine speed, not noise added to a fixed cost. A best-of-three then
-compares two lucky draws, often from different phases, and moves the ratio by 0.1 either way; a
-pair's two runs share a phase. The notes give the spread of the pair ratios, the ratio of the
-medians and the ratio of the best times.
+The ratio is the median of the ratios of 21 pairs of runs (with / without monitors, run one after
+the other, alternating which goes first); the figures shown are the medians of each side. On a
+shared 2-core machine the same run's time varies by +-15 % from one run to the next (a plain
+Python loop timed in a row does too), so a single pair's ratio ranges over about 0.9 to 1.4 and a
+best-of-three moves by 0.1 either way; the median of 21 pair ratios is stable to a few hundredths.
+The notes give the spread of the pair ratios, the ratio of the medians and of the best times.
 """
 
 from __future__ import annotations
@@ -62,6 +60,9 @@ steps:
 """
 
 
+PAIRS = 21
+
+
 def _run_once(text: str, scenario: str, db: Path) -> tuple[float, int, int]:
     sched = parse_schedule(load_yaml_text(text, "bench.yaml"), text, "bench.yaml")
     setups, _ = twin_setups(sched, scenario)
@@ -107,7 +108,7 @@ def run(quick: bool) -> list[Result]:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, template, scenario in (("Li||Li", LI_LI, "default"), ("Li||Cu", LI_CU, "li-cu")):
-            t_on, t_off, ratio, notes = _pairs(template, scenario, cycles, Path(tmp), 3 if quick else 15)
+            t_on, t_off, ratio, notes = _pairs(template, scenario, cycles, Path(tmp), 3 if quick else PAIRS)
             results.append(
                 ratio_result(
                     f"hardware-free run with all monitors vs without ({name}, {cycles} cycles)",
