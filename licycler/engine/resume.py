@@ -14,6 +14,7 @@ from licycler.engine.run import ChannelSetup
 from licycler.engine.runner import Progress
 from licycler.engine.sim import restore_sim_channel
 from licycler.errors import UserError
+from licycler.monitors import MonitorSuite
 from licycler.protocols.parse import parse_schedule
 from licycler.protocols.schedule import Schedule
 from licycler.store.sql import Store
@@ -62,7 +63,7 @@ def plan_resume(store: Store, run_id: str, *, stuck_count: int = 20) -> ResumePl
             continue
         store.discard_after(run_id, name, sample_seq=progress.sample_seq, event_seq=progress.event_seq,
                             step_seq=progress.step_seq, cycle=progress.accounting["cycle"],
-                            metric_seq=int(progress.monitors.get("metric_seq", 0)))  # fmt: skip
+                            metric_seq=MonitorSuite.metric_seq(progress.monitors))  # fmt: skip
         setups.append(
             restore_sim_channel(name, checkpoint["snapshot"], progress, seed=channel["seed"], stuck_count=stuck_count)
         )

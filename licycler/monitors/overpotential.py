@@ -231,8 +231,8 @@ class OverpotentialMonitor:
         """Take a chunk's windows (median |V| and noise, V) at once when none of them can show a
         soft short, which a few bounds prove in the usual case: no recent-noise median (of values
         among the last ones and the new) reaches the firing level, and no median |V| falls below
-        the reference's fall or collapse line. The step's and the run's window records are kept as
-        :meth:`_short_window` keeps them one by one; False (nothing kept): look at them one by one."""
+        the reference's fall or collapse line; the windows are then recorded (:meth:`_keep_windows`).
+        False (nothing recorded): look at them one by one (:meth:`_short_window`)."""
         fresh = noise[np.isfinite(noise)].tolist()
         if not self.short_latched:
             if len(self.noise_baseline) < BASELINE_CHUNKS <= len(self.noise_baseline) + len(fresh):
@@ -246,23 +246,22 @@ class OverpotentialMonitor:
                 if float(np.min(med)) < max(self.collapse, 1.0 - self.drop) * ref:
                     return False
                 self.falls = 0
-        self.chunk_medians += med.tolist()
-        self.step_noise += fresh
-        self.noise_baseline += fresh[: max(0, BASELINE_CHUNKS - len(self.noise_baseline))]
-        self.recent_noise = (self.recent_noise + fresh)[-RECENT_CHUNKS:]
+        self._keep_windows(med.tolist(), fresh)
         return True
+
+    def _keep_windows(self, medians: list[float], noises: list[float]) -> None:
+        """Record windows: their median |V| (V), and the finite ones of their noise (V)."""
+        self.chunk_medians += medians
+        self.step_noise += noises
+        self.noise_baseline += noises[: max(0, BASELINE_CHUNKS - len(self.noise_baseline))]
+        self.recent_noise = (self.recent_noise + noises)[-RECENT_CHUNKS:]
 
     def _short_window(
         self, ctx: StepContext, med: float, noise: float, end_s: float, ref: float | None
     ) -> list[Finding]:
         """A window's median |V| (V) and voltage noise (V, NaN when too short to tell) against the
         step's noise baseline and reference plateau."""
-        self.chunk_medians.append(med)
-        if math.isfinite(noise):
-            self.step_noise.append(noise)
-            if len(self.noise_baseline) < BASELINE_CHUNKS:
-                self.noise_baseline.append(noise)
-            self.recent_noise = [*self.recent_noise, noise][-RECENT_CHUNKS:]
+        self._keep_windows([med], [noise] if math.isfinite(noise) else [])
         if self.short_latched:
             return []
         values: dict[str, float | str | bool | None] = {}

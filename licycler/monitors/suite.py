@@ -217,11 +217,16 @@ class MonitorSuite:
             "previous_kind": self.previous_kind,
         }
 
+    @staticmethod
+    def metric_seq(state: Mapping[str, Any]) -> int:
+        """The number of the next metric row in a checkpoint's :meth:`state` (0: none, or no monitors)."""
+        return int(state.get("metric_seq", 0))
+
     def restore(self, state: Mapping[str, Any]) -> None:
         for m in self.monitors:
             if m.name in state["monitors"]:
                 m.restore(state["monitors"][m.name])
-        self.metrics = MetricLog(int(state["metric_seq"]))
+        self.metrics = MetricLog(self.metric_seq(state))
         self.metrics.cycle = int(state["metric_cycle"])
         self.previous_end = str(state["previous_end"])
         self.previous_kind = str(state["previous_kind"])

@@ -9,6 +9,7 @@ kept in ``failed`` for the engine to act on (safe state), never raised into cont
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import queue
@@ -180,10 +181,7 @@ class Store:
                 continue
             data = rows.rows(batch.run_id, batch.channel)
             if self.dialect == "sqlite":
-                conn.exec_driver_sql(
-                    f"INSERT OR IGNORE INTO samples ({', '.join(SAMPLE_COLUMNS)}) VALUES ({', '.join('?' * 10)})",
-                    data,
-                )
+                conn.exec_driver_sql(_sqlite_insert("samples", SAMPLE_COLUMNS), data)
             else:
                 conn.execute(self._insert_ignore(s.samples), [dict(zip(SAMPLE_COLUMNS, r, strict=True)) for r in data])
         key = {"run_id": batch.run_id, "channel": batch.channel}
@@ -204,7 +202,7 @@ class Store:
         if batch.metrics and self.dialect == "sqlite":  # many small rows: plain tuples, as for samples
             run_id, channel = batch.run_id, batch.channel
             conn.exec_driver_sql(
-                f"INSERT OR IGNORE INTO metrics ({', '.join(METRIC_COLUMNS)}) VALUES ({', '.join('?' * 7)})",
+                _sqlite_insert("metrics", METRIC_COLUMNS),
                 [(run_id, channel, r["seq"], r["time_s"], r["cycle"], r["name"], r["value"]) for r in batch.metrics],
             )
         elif batch.metrics:
@@ -305,6 +303,12 @@ class Store:
         for r in rows:
             r["values"] = json.loads(r.pop("values_json"))
         return rows
+
+
+@functools.cache
+def _sqlite_insert(table: str, columns: tuple[str, ...]) -> str:
+    """SQLite's idempotent insert of plain tuples into ``table`` (replaying a batch changes nothing)."""
+    return f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
 def _short(exc: BaseException) -> str:
