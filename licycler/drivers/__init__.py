@@ -6,6 +6,7 @@ from licycler.drivers.errors import DriverError, IdentityMismatch, InstrumentRep
 from licycler.drivers.generic_scpi import CommandMap, GenericScpiSmu, bundled_map
 from licycler.drivers.interfaces import (
     InstrumentError,
+    LeasedChannel,
     OutputOffMode,
     PressureRig,
     RigStatus,
@@ -29,6 +30,7 @@ __all__ = [
     "InstrumentReportedError",
     "Keithley2450",
     "KeysightB2900",
+    "LeasedChannel",
     "Mark10ForceGauge",
     "NotSupported",
     "OutputOffMode",

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 __all__ = [
     "InstrumentError",
+    "LeasedChannel",
     "OutputOffMode",
     "PressureRig",
     "RigStatus",
@@ -164,4 +165,52 @@ class PressureRig(Protocol):
 
     async def close(self) -> None:
         """Release the connection."""
+        ...
+
+
+@runtime_checkable
+class LeasedChannel(Protocol):
+    """A channel whose instrument holds a dead-man lease (see docs/station.md, "The lease").
+
+    While the output is on, the instrument itself is armed to go to its safe state (output off,
+    high impedance) unless the controller renews the lease in time, so a controller that dies
+    (SIGKILL, power loss, a hung interpreter) cannot leave current flowing into a cell. The
+    mechanism is the instrument's own (a trigger model, a finite trigger count with automatic
+    output-off, a script bounded in time), written in the driver's one place for it.
+
+    While a lease runs the instrument takes readings by itself, one every ``read_period_s``, into
+    its own buffer: :meth:`SourceMeasureChannel.read_block` then returns the readings it took since
+    the previous call (possibly none) instead of measuring.
+    """
+
+    lease_mechanism: str
+    """One line naming the instrument's mechanism and its commands (events, docs, station check)."""
+
+    async def arm_lease(self, duration_s: float, read_period_s: float) -> None:
+        """Arm the lease, or re-arm a running one without a gap in the sourced current: from now
+        on the instrument reads every ``read_period_s`` (s) into its buffer and, unless armed again
+        within ``duration_s`` (s), turns its output off in high impedance by itself. Called with
+        the output on and the source configured."""
+        ...
+
+    async def release_lease(self) -> None:
+        """Stop the instrument-side program of the lease, leaving the output as it is (the caller
+        changes it next). :meth:`SourceMeasureChannel.safe_state` releases it too."""
+        ...
+
+    def time_base(self) -> dict[str, float]:
+        """How this driver's reading times (``SampleBlock.time_s``) relate to the instrument's own
+        clock, as JSON-able numbers: a new driver given them (:meth:`restore_time_base`) reports
+        the same reading at the same time, so a resumed run maps the instrument's readings onto
+        its clock as the controller that died did."""
+        ...
+
+    def restore_time_base(self, state: dict[str, float]) -> None:
+        """Report times on the base ``state`` (from :meth:`time_base` of an earlier driver)."""
+        ...
+
+    async def read_lease_buffer(self) -> SampleBlock:
+        """Every reading the instrument kept in its buffer while leases ran, oldest first, on the
+        (restored) time base, without changing the output: what a resume reads back after the
+        controller was away. The caller keeps those newer than what it stored."""
         ...
