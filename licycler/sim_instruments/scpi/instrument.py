@@ -60,8 +60,8 @@ class ScpiInstrument:
     """Base of an emulated SCPI instrument: parser, common commands, error queue, status.
 
     Subclasses set ``identity`` and implement :meth:`build_commands`, :meth:`reset`, and may
-    override :meth:`format_error`, :meth:`format_number`, :meth:`pending_until` and
-    :meth:`advance` (called at the start of every line to bring the simulated world to now).
+    override :meth:`format_error`, :meth:`format_number`, :meth:`pending_until`,
+    :meth:`next_event_s` and :meth:`advance` (called at the start of every line to bring the simulated world to now).
     """
 
     identity = "LICYCLER,SCPI EMULATION,0,0"
@@ -107,6 +107,12 @@ class ScpiInstrument:
 
     def advance(self) -> None:
         """Bring the emulated world up to ``clock.now()`` before a line is executed."""
+
+    def next_event_s(self) -> float:
+        """Clock time of the next thing the instrument does by itself (a trigger model's end, an
+        automatic output-off), inf when nothing is pending. A server calls :meth:`advance` then, with
+        no command arriving, so that the instrument acts on its own clock (a controller that died)."""
+        return math.inf
 
     # ---------------------------------------------------------------- stored settings
 

@@ -137,6 +137,8 @@ class ScpiTcpServer:
         self.faults = FaultInjector(instrument)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._timer: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
         self.connections = 0
         """Connections accepted so far."""
 
@@ -157,10 +159,17 @@ class ScpiTcpServer:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
+        self._changed = asyncio.Event()
+        self._timer = asyncio.create_task(self._own_clock(), name=f"clock:{type(self.instrument).__name__}")
         _log.info("serving %s on %s", type(self.instrument).__name__, self.resource)
 
     async def close(self) -> None:
         self.faults.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+            self._timer = None
         if self._server is not None:
             self._server.close()
         for writer in list(self._writers):
@@ -195,6 +204,27 @@ class ScpiTcpServer:
         for writer in list(self._writers):
             writer.close()
 
+    async def _own_clock(self) -> None:
+        """Let the instrument act when nothing arrives: at its next autonomous event (a lease that
+        runs out), bring it up to date under its lock, as the instrument's firmware would."""
+        instrument = self.instrument
+        while True:
+            due = instrument.next_event_s()
+            self._changed.clear()
+            if math.isfinite(due):
+                sleeper = asyncio.create_task(instrument.clock.wait_until(due))
+                changed = asyncio.create_task(self._changed.wait())
+                try:
+                    await asyncio.wait((sleeper, changed), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    sleeper.cancel()
+                    changed.cancel()
+                if instrument.clock.now() >= due:
+                    async with instrument.lock:
+                        instrument.advance()
+            else:
+                await self._changed.wait()
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self._writers.add(writer)
@@ -213,6 +243,7 @@ class ScpiTcpServer:
                     continue
                 async with self.instrument.lock:
                     reply = await self.instrument.execute_line(line)
+                self._changed.set()  # the line may have armed or moved an autonomous event
                 if reply is None:
                     continue
                 if fault is not None and fault.kind == "lost":

@@ -114,20 +114,23 @@ class SmuChannel:
 
     # ---------------------------------------------------------------- control
 
-    def update(self, **settings: object) -> None:
-        """Bring the world to now, change settings (attribute names), and re-apply the source."""
-        self.advance_to(self.now())
+    def update(self, *, at_s: float | None = None, **settings: object) -> None:
+        """Bring the world to now (or to ``at_s``, clock s, when the change happened earlier: an
+        instrument's own action found by a late :meth:`advance`), change settings (attribute
+        names), and re-apply the source from then on."""
+        t = self.now() if at_s is None else max(at_s, self._t)
+        self.advance_to(t)
         for name, value in settings.items():
             if not hasattr(self, name):
                 raise AttributeError(name)
             setattr(self, name, value)
         self.tripped = False
-        self.apply()
+        self.apply(t)
 
-    def apply(self) -> None:
-        """Drive the cell according to the settings at the present time (and check the limit
-        at once)."""
-        t = self.now()
+    def apply(self, at_s: float | None = None) -> None:
+        """Drive the cell according to the settings from the present time (or ``at_s``, not before
+        the last cell call), and check the limit at once."""
+        t = self.now() if at_s is None else max(at_s, self._t)
         self._t = t
         self._chunk = 1
         self._probe = None
