@@ -2,7 +2,10 @@
 
 Online commands (one line each, LF): ``t`` firmware (two lines, the second ends in ``*``), ``i``
 serial number, ``v`` MethodSCRIPT version, ``e`` + script lines + an empty line (load and run),
-``Z`` abort (``Z!0006`` when nothing runs). Replies echo the command's first character; errors are
+``Z`` abort (``Z!0006`` when nothing runs), ``Y`` abort the running measurement loop only (the
+script goes on after its ``endloop``; ``Y!0006`` when no measurement loop runs); ``fs_dir <dir>``,
+``fs_get <path>``, ``fs_del <path>`` on the on-board file storage (the lines, then an empty line;
+reply framing assumed, see docs/lease-emstat4.md). Replies echo the command's first character; errors are
 ``!XXXX`` (hex), with ``: Line L, Col C`` for a script rejected while loading and ``: Line L`` for
 a runtime error (which, as on the instrument, skips ``on_finished:``).
 
@@ -11,7 +14,14 @@ Script subset: ``var``; ``set_pgstat_chan``, ``set_pgstat_mode``, ``set_max_band
 ``set_i``, ``set_e``, ``cell_on``, ``cell_off``; ``timer_start``, ``timer_get``;
 ``meas_loop_cp E I <current> <interval> <run time>`` and ``meas_loop_ocp E <interval> <run time>``
 ... ``endloop`` holding ``pck_start``/``pck_add``/``pck_end``, ``timer_get`` and
-``if <var> <op> <number>`` / ``breakloop`` / ``endif``; ``on_finished:``; ``#`` comments.
+``if <var> <op> <number>`` / ``breakloop`` / ``endif``; ``on_finished:``; ``#`` comments. Outside
+measurement loops: ``loop <var> <op> <var|number>`` ... ``endloop`` (``breakloop`` leaves it),
+``if`` ... ``endif`` on scalars, ``store_var``, ``add_var``, ``sub_var``; ``file_open "<path>" <mode>``,
+``file_close`` and ``set_script_output <1 comm | 2 file | 3 both>`` (files live as long as the
+emulation: the instrument's storage).
+
+The script runs on ``clock`` alone: a loop ends at its run time and ``on_finished:`` switches the
+cell off whether or not anybody reads the pty (replies are queued, never waited for).
 
 A measurement loop prints ``M000A`` (chronopotentiometry) or ``M000B`` (open circuit), then one
 packet per interval *on the clock*, ``*`` at its end, and the script ends with an empty line.
@@ -127,7 +137,7 @@ class _Parser:
                 stack[-1].body.append(stmt)
             else:
                 target.append(stmt)
-            if op.startswith("meas_loop") or op == "if":
+            if op.startswith("meas_loop") or op in ("if", "loop"):
                 stack.append(stmt)
         if stack:
             raise _ScriptError(0x4018, len(self.lines) or 1)
@@ -135,6 +145,7 @@ class _Parser:
 
     def _statement(self, op: str, args: tuple[str, ...], line: int, col: int, stack: list[_Stmt]) -> _Stmt:
         in_loop = any(s.op.startswith("meas_loop") for s in stack)
+        in_any_loop = in_loop or any(s.op == "loop" for s in stack)
 
         def need(n_min: int, n_max: int) -> None:
             if len(args) > n_max:
@@ -166,7 +177,7 @@ class _Parser:
             need(0, 0)
             if op in ("pck_start", "pck_end") and not in_loop:
                 raise _ScriptError(0x400C, line, col)
-            if op == "breakloop" and not in_loop:
+            if op == "breakloop" and not in_any_loop:
                 raise _ScriptError(0x400C, line, col)
             if op in ("endloop", "endif") and not stack:
                 raise _ScriptError(0x4004, line, col)
@@ -175,12 +186,32 @@ class _Parser:
             declared(args[0])
             if op == "pck_add" and not in_loop:
                 raise _ScriptError(0x400C, line, col)
-        elif op == "if":
+        elif op in ("if", "loop"):
             need(3, 3)
             declared(args[0])
             if args[1] not in _OPS:
                 raise _ScriptError(0x4004, line, col)
-            _parse_number(args[2], line, col)
+            if args[2] not in self.declared:
+                _parse_number(args[2], line, col)
+        elif op == "store_var":
+            need(3, 3)
+            declared(args[0])
+            _parse_number(args[1], line, col)
+        elif op in ("add_var", "sub_var"):
+            need(2, 2)
+            declared(args[0])
+            if args[1] not in self.declared:
+                _parse_number(args[1], line, col)
+        elif op == "file_open":
+            need(2, 2)
+            if len(args[0]) < 3 or not (args[0][0] == args[0][-1] == '"'):
+                raise _ScriptError(0x4004, line, col)
+            _parse_number(args[1], line, col)
+        elif op == "file_close":
+            need(0, 0)
+        elif op == "set_script_output":
+            need(1, 1)
+            _parse_number(args[0], line, col)
         elif op in ("meas_loop_cp", "meas_loop_ocp"):
             if in_loop:
                 raise _ScriptError(0x400B, line, col)
@@ -200,6 +231,14 @@ class _Parser:
         return _Stmt(line, op, args)
 
 
+class _Aborted(Exception):
+    """``Z`` arrived: leave the main statements for ``on_finished:``."""
+
+
+class _Break(Exception):
+    """``breakloop`` outside a measurement loop: leave the innermost ``loop``."""
+
+
 class _RuntimeFailure(Exception):
     def __init__(self, code: int, line: int) -> None:
         super().__init__(f"!{code:04X}: Line {line}")
@@ -210,7 +249,8 @@ class EmStat4Emulation:
     """The EmStat4 command set over a :class:`~licycler.sim_instruments.serial_server.PtySerialServer`.
 
     ``cell`` is what the working/counter electrode leads see, ``clock`` times the measurement
-    loops. Attributes for tests: ``cell_on`` (bool), ``scripts_run`` (count).
+    loops. Attributes for tests: ``cell_on`` (bool), ``scripts_run`` (count), ``cell_log`` (every
+    switch of the cell as (clock time s, on)), ``files`` (the on-board storage: path -> lines).
     """
 
     input_terminators = b"\n"
@@ -223,9 +263,18 @@ class EmStat4Emulation:
         self.model = f"EmStat4 ({self.spec.device_type})"
         self.cell_on = False
         self.scripts_run = 0
+        self.cell_log: list[tuple[float, bool]] = []
+        self.files: dict[str, list[str]] = {}
         self._collecting: list[str] | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._abort = asyncio.Event()
+        self._loop_abort = asyncio.Event()
+        self._in_meas_loop = False
+
+    def _switch_cell(self, on: bool, now: float) -> None:
+        if on != self.cell_on:
+            self.cell_log.append((now, on))
+        self.cell_on = on
 
     @property
     def running(self) -> bool:
@@ -246,6 +295,12 @@ class EmStat4Emulation:
             if line.strip() == "Z":
                 reply.send(b"Z\n")
                 self._abort.set()
+            elif line.strip() == "Y":
+                if self._in_meas_loop and not self._loop_abort.is_set():
+                    reply.send(b"Y\n")
+                    self._loop_abort.set()
+                else:
+                    reply.send(b"Y!0006\n")
             elif line:
                 reply.send(f"{line[0]}!0006\n".encode())
             return
@@ -261,10 +316,31 @@ class EmStat4Emulation:
             reply.send(f"v{self.spec.mscript_version}\n".encode())
         elif command == "e":
             self._collecting = []
-        elif command == "Z":
-            reply.send(b"Z!0006\n")
+        elif command in ("Z", "Y"):
+            reply.send(f"{command}!0006\n".encode())
+        elif command.split()[0] in ("fs_dir", "fs_get", "fs_del"):
+            self._file_command(command, reply)
         else:
             reply.send(f"{command[0]}!0003\n".encode())
+
+    def _file_command(self, command: str, reply: ReplyChannel) -> None:
+        """``fs_dir <dir>`` (the names in it), ``fs_get <path>`` (the file's lines), ``fs_del
+        <path>``: each reply ends with an empty line; an unknown path is ``f!0007``."""
+        words = command.split()
+        name, path = words[0], (words[1] if len(words) > 1 else "/")
+        if name == "fs_dir":
+            prefix = path.rstrip("/") + "/"
+            names = sorted(p[len(prefix) :] for p in self.files if p.startswith(prefix) and "/" not in p[len(prefix) :])
+            reply.send("".join(f"{n}\n" for n in names).encode() + b"\n")
+            return
+        if path not in self.files:
+            reply.send(b"f!0007\n")
+            return
+        if name == "fs_get":
+            reply.send("".join(f"{ln}\n" for ln in self.files[path]).encode() + b"\n")
+        else:
+            del self.files[path]
+            reply.send(b"\n")
 
     async def shutdown(self) -> None:
         if self._run_task is not None:
@@ -280,6 +356,7 @@ class EmStat4Emulation:
             return
         reply.send(b"e\n")
         self._abort = asyncio.Event()
+        self._loop_abort = asyncio.Event()
         self.scripts_run += 1
         self._run_task = asyncio.create_task(self._run(main, finished, reply), name="EmStat4 script")
 
@@ -287,16 +364,41 @@ class EmStat4Emulation:
 
     async def _run(self, main: list[_Stmt], finished: list[_Stmt], reply: ReplyChannel) -> None:
         state = _RunState()
+        out = _ScriptOutput(self, reply, state)
         try:
-            for stmt in main:
-                if self._abort.is_set():
-                    break
-                await self._execute(stmt, state, reply)
+            with contextlib.suppress(_Aborted, _Break):
+                await self._block(main, state, out)
             for stmt in finished:
-                await self._execute(stmt, state, reply)
+                await self._execute(stmt, state, out)
         except _RuntimeFailure as exc:
             reply.send(f"!{exc.code:04X}: Line {exc.line}\n".encode())
+        finally:
+            state.file = None  # files close when the script ends
         reply.send(b"\n")
+
+    async def _block(self, stmts: list[_Stmt], state: _RunState, reply: ReplyChannel) -> None:
+        """Main-flow statements in order; ``Z`` ends them (:class:`_Aborted`)."""
+        for stmt in stmts:
+            if self._abort.is_set():
+                raise _Aborted
+            if stmt.op == "loop":
+                while self._condition(stmt, state) and not self._abort.is_set():
+                    try:
+                        await self._block(stmt.body, state, reply)
+                    except _Break:
+                        break
+                    await asyncio.sleep(0)
+            elif stmt.op == "if":
+                if self._condition(stmt, state):
+                    await self._block(stmt.body, state, reply)
+            elif stmt.op == "breakloop":
+                raise _Break
+            else:
+                await self._execute(stmt, state, reply)
+
+    def _condition(self, stmt: _Stmt, state: _RunState) -> bool:
+        left = np.asarray([self._value(stmt.args[0], state, stmt.line)])
+        return bool(_compare(left, stmt.args[1], self._value(stmt.args[2], state, stmt.line))[0])
 
     def _value(self, arg: str, state: _RunState, line: int) -> float:
         if arg in state.scalars:
@@ -328,14 +430,35 @@ class EmStat4Emulation:
             state.set_potential_v = self._value(args[0], state, stmt.line)
             if self.cell_on:
                 self.cell.source_voltage(state.set_potential_v, now)
+        elif op == "store_var":
+            state.scalars[args[0]] = ms.parse_literal(args[1])
+            state.types[args[0]] = args[2]
+        elif op in ("add_var", "sub_var"):
+            delta = self._value(args[1], state, stmt.line)
+            base = self._value(args[0], state, stmt.line)
+            state.scalars[args[0]] = base + delta if op == "add_var" else base - delta
+        elif op == "file_open":
+            path, mode = args[0][1:-1], int(ms.parse_literal(args[1]))
+            if "&i" in path:
+                n = 0
+                while path.replace("&i", f"{n:04d}") in self.files:
+                    n += 1
+                path = path.replace("&i", f"{n:04d}")
+            if mode == 0 or path not in self.files:
+                self.files[path] = []
+            state.file = path
+        elif op == "file_close":
+            state.file = None
+        elif op == "set_script_output":
+            state.output = int(ms.parse_literal(args[0]))
         elif op == "cell_on":
-            self.cell_on = True
+            self._switch_cell(True, now)
             if state.mode == ms.GALVANOSTATIC_MODE:
                 self.cell.source_current(state.set_current_a, now)
             else:
                 self.cell.source_voltage(state.set_potential_v, now)
         elif op == "cell_off":
-            self.cell_on = False
+            self._switch_cell(False, now)
             self.cell.open_circuit(now)
         elif op == "timer_start":
             state.timer_origin_s = now
@@ -371,6 +494,27 @@ class EmStat4Emulation:
             current_a = 0.0
             interval_s, run_s = ms.parse_literal(args[1]), ms.parse_literal(args[2])
             reply.send(b"M000B\n")
+        self._loop_abort.clear()
+        self._in_meas_loop = True
+        try:
+            await self._meas_points(stmt, state, reply, galvanostatic, e_var, i_var, current_a, interval_s, run_s)
+        finally:
+            self._in_meas_loop = False
+            self._loop_abort.clear()
+        reply.send(b"*\n")
+
+    async def _meas_points(
+        self,
+        stmt: _Stmt,
+        state: _RunState,
+        reply: ReplyChannel,
+        galvanostatic: bool,
+        e_var: str,
+        i_var: str | None,
+        current_a: float,
+        interval_s: float,
+        run_s: float,
+    ) -> None:
         t0 = self.clock.now()
         if galvanostatic:
             self.cell.source_current(current_a, t0)
@@ -408,7 +552,6 @@ class EmStat4Emulation:
             if broke:
                 break
             await asyncio.sleep(0)
-        reply.send(b"*\n")
 
     def _loop_body(
         self,
@@ -476,23 +619,42 @@ class EmStat4Emulation:
         return bool(broken.any())
 
     async def _wait_until(self, t_s: float) -> bool:
-        """Wait for the clock to reach ``t_s``; False if an abort came first."""
-        if self._abort.is_set():
+        """Wait for the clock to reach ``t_s``; False if an abort (``Z`` or ``Y``) came first."""
+        if self._abort.is_set() or self._loop_abort.is_set():
             return False
         if self.clock.now() >= t_s:
             return True
         sleeper = asyncio.ensure_future(self.clock.sleep_until(t_s))
         aborter = asyncio.ensure_future(self._abort.wait())
+        loop_aborter = asyncio.ensure_future(self._loop_abort.wait())
         try:
-            await asyncio.wait({sleeper, aborter}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({sleeper, aborter, loop_aborter}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sleeper, aborter):
+            for task in (sleeper, aborter, loop_aborter):
                 task.cancel()
-        return not self._abort.is_set()
+        return not (self._abort.is_set() or self._loop_abort.is_set())
+
+
+class _ScriptOutput:
+    """Where a script's output goes (``set_script_output``): the serial line (bit 0), the open
+    file (bit 1), or both."""
+
+    def __init__(self, emulation: EmStat4Emulation, reply: ReplyChannel, state: _RunState) -> None:
+        self._emulation, self._reply, self._state = emulation, reply, state
+
+    def send(self, data: bytes) -> None:
+        state = self._state
+        if state.output & 1:
+            self._reply.send(data)
+        if state.output & 2 and state.file is not None:
+            lines = data.decode("ascii", errors="replace").split("\n")
+            self._emulation.files.setdefault(state.file, []).extend(ln for ln in lines if ln)
 
 
 @dataclass
 class _RunState:
+    output: int = 1
+    file: str | None = None
     mode: int = 2
     current_range_a: float = 1e-3
     potential_range_v: float | None = None
