@@ -32,12 +32,14 @@ import numpy.typing as npt
 __all__ = [
     "EMSTAT4_CURRENT_RANGES_A",
     "ERROR_MESSAGES",
+    "LEASE_DIRECTORY",
     "NAN_FIELD",
     "SI_PREFIXES",
     "VALUE_OFFSET",
     "VARIABLE_TYPES",
     "Column",
     "ConstantCurrentScript",
+    "LeasedCurrentScript",
     "MethodScriptError",
     "PacketBlock",
     "ScriptError",
@@ -50,6 +52,8 @@ __all__ = [
     "encode_value",
     "format_literal",
     "format_packet",
+    "lease_file_path",
+    "lease_file_start_ms",
     "open_circuit_script",
     "parse_error",
     "parse_literal",
@@ -613,8 +617,37 @@ class ConstantCurrentScript:
 
     def lines(self) -> list[str]:
         """The script lines (without the leading ``e`` and the closing empty line)."""
+        out = ["var t", "var p", "var c", *self._setup_lines(), "timer_start", self._loop_line(), *self._body_lines()]
+        out += ["endloop", "on_finished:", "cell_off"]
+        return out
+
+    def _loop_line(self) -> str:
         lit = format_literal
-        out = ["var t", "var p", "var c", "set_pgstat_chan 0", f"set_pgstat_mode {GALVANOSTATIC_MODE}"]
+        return f"meas_loop_cp p c {lit(self.current_a)} {lit(self.interval_s)} {lit(self.run_time_s)}"
+
+    def _limit_checks(self, indent: str) -> list[str]:
+        """``breakloop`` when |p| exceeds the voltage limit (none without a limit)."""
+        if self.voltage_limit_v is None:
+            return []
+        lit = format_literal
+        return [
+            f"{indent}if p > {lit(self.voltage_limit_v)}",
+            f"{indent}  breakloop",
+            f"{indent}endif",
+            f"{indent}if p < {lit(-self.voltage_limit_v)}",
+            f"{indent}  breakloop",
+            f"{indent}endif",
+        ]
+
+    def _body_lines(self) -> list[str]:
+        """The measurement loop's body: one packet (t, p, c), then the limit checks."""
+        packet = ["  timer_get t", "  pck_start", "  pck_add t", "  pck_add p", "  pck_add c", "  pck_end"]
+        return [*packet, *self._limit_checks("  ")]
+
+    def _setup_lines(self) -> list[str]:
+        """Channel, galvanostatic mode, bandwidth, ranges, then the cell on at 0 A."""
+        lit = format_literal
+        out = ["set_pgstat_chan 0", f"set_pgstat_mode {GALVANOSTATIC_MODE}"]
         if self.max_bandwidth_hz is not None:
             out.append(f"set_max_bandwidth {lit(self.max_bandwidth_hz)}")
         out.append(f"set_range ba {lit(abs(self.current_range_a))}")
@@ -622,23 +655,61 @@ class ConstantCurrentScript:
             out.append(f"set_range ab {lit(self.potential_range_v)}")
         elif self.voltage_limit_v is not None:
             out.append(f"set_autoranging ab 50m {lit(self.voltage_limit_v)}")
-        out += [
-            "set_i 0",
-            "cell_on",
-            "timer_start",
-            f"meas_loop_cp p c {lit(self.current_a)} {lit(self.interval_s)} {lit(self.run_time_s)}",
-            "  timer_get t",
-            "  pck_start",
-            "  pck_add t",
-            "  pck_add p",
-            "  pck_add c",
-            "  pck_end",
-        ]
-        if self.voltage_limit_v is not None:
-            limit = lit(self.voltage_limit_v)
-            out += [f"  if p > {limit}", "    breakloop", "  endif"]
-            out += [f"  if p < {lit(-self.voltage_limit_v)}", "    breakloop", "  endif"]
-        out += ["endloop", "on_finished:", "cell_off"]
+        out += ["set_i 0", "cell_on"]
+        return out
+
+
+LEASE_DIRECTORY = "/licycler"
+"""Where the lease scripts keep their readings on the instrument's storage."""
+
+
+def lease_file_path(start_utc_ms: int) -> str:
+    """The file of the lease script started at ``start_utc_ms`` (UTC, ms since the epoch)."""
+    return f"{LEASE_DIRECTORY}/{int(start_utc_ms):013d}.txt"
+
+
+def lease_file_start_ms(name: str) -> int | None:
+    """The start (UTC ms) named by a lease file (``1733530000123.txt``), or None if not one."""
+    stem, dot, ext = name.rpartition("/")[2].partition(".")
+    return int(stem) if dot and ext == "txt" and stem.isdigit() else None
+
+
+@dataclass(frozen=True)
+class LeasedCurrentScript(ConstantCurrentScript):
+    """:class:`ConstantCurrentScript` as an instrument-side dead-man lease.
+
+    The ``meas_loop_cp`` runs for ``run_time_s`` (the lease) inside a ``loop`` that starts it again
+    only when it ended early, i.e. when the host aborted the measurement loop alone (``Y``: the
+    re-arm; the cell stays on, the script's timer ``eb`` runs on). A loop that ran its full time
+    (no re-arm), or a voltage-limit break, leaves the ``loop``; ``on_finished:`` then switches the
+    cell off. Output goes to the serial line and to ``file_path`` on the instrument's storage
+    (``file_open`` mode 1: create or append; ``set_script_output 3``: both).
+    """
+
+    file_path: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.file_path.startswith("/") or '"' in self.file_path or " " in self.file_path:
+            raise ValueError(f"file_path must be an absolute path without quotes or spaces: {self.file_path!r}")
+
+    @property
+    def full_run_threshold_s(self) -> float:
+        """A measurement loop that lasted at least this long (s) ran out (half an interval short
+        of its run time, which it ends at after its last point)."""
+        points = math.floor(self.run_time_s / self.interval_s + 1e-9)
+        return (points - 0.5) * self.interval_s
+
+    def lines(self) -> list[str]:
+        lit = format_literal
+        out = ["var t", "var p", "var c", "var s", "var e"]
+        out += [f'file_open "{self.file_path}" 1', "set_script_output 3"]
+        out += self._setup_lines()
+        out += ["store_var p 0 ab", "store_var e 0 eb", "timer_start"]
+        out += [f"loop e < {lit(self.full_run_threshold_s)}", "  timer_get s", "  " + self._loop_line()]
+        out += ["  " + ln for ln in self._body_lines()]
+        out += ["  endloop", "  timer_get e", "  sub_var e s", *self._limit_checks("  "), "endloop"]
+        out += ["on_finished:", "cell_off", "file_close"]
         return out
 
 
