@@ -8,6 +8,26 @@ NORM|HIZ|ZERO``, ``:OUTP:ON:AUTO`` (on after reset: ``:INIT``, ``:READ?`` and ``
 output on by themselves), ``:FORM:ELEM:SENS`` (elements always in the order VOLT, CURR, RES, TIME,
 STAT, SOUR; all six until set), ``+9.910000E+37`` for "no data" (a function not enabled), and the
 error queue format ``+0,"No error"``.
+
+The acquire trigger system of each channel (the ARM-TRIGger model of the B2900 User's Guide, "Trigger
+System"), on the instrument's own clock: ``:TRIGger[c]:ACQuire:SOURce AINT|TIMer`` (AINT: one reading
+after another, each one reading period long; TIMer: one reading every ``:TRIGger[c]:ACQuire:TIMer``
+seconds, 1E-5 to 1E+5), ``:TRIGger[c]:ACQuire:COUNt`` (1 to 100000, or INFinity = 2147483647) times
+``:ARM[c]:ACQuire:COUNt`` readings, ``:INITiate[:IMMediate]:ACQuire (@c)`` (-213 "Init ignored" when the
+channel is busy), ``:ABORt:ACQuire (@c)``. Reading k of an acquisition started at t0 is taken (and
+time-stamped) at t0 + k * period; the channel goes from busy to idle with the last one, and with
+``:OUTPut[c]:OFF:AUTO ON`` its output is turned off at that instant, in the ``:OUTP:OFF:MODE`` in force
+(HIZ opens the cell) -- also when it goes idle by ``:ABORt``. A spot measurement (``:MEASure?``) while
+the channel is busy is refused with -213. :meth:`KeysightB2900.next_event_s` is the time the next
+running acquisition completes, so a served instrument turns its output off then with no client talking.
+
+The trace buffer of each channel: ``:TRACe[c]:FEED SENSe`` (what it stores), ``:TRACe[c]:FEED:CONTrol
+NEXT|NEVer`` (NEXT stores readings until the buffer is full, then becomes NEVer by itself; NEVer after
+reset), ``:TRACe[c]:POINts`` (1 to 100000, settable in NEVer only), ``:TRACe[c]:POINts:ACTual?``,
+``:TRACe[c]:FREE?`` (available,total), ``:TRACe[c]:CLEar`` (in NEVer only: -221 Settings conflict in
+NEXT) and ``:TRACe[c]:DATA? [offset[,size]]`` (offset 0-based or STARt, size all by default; the
+:FORMat:ELEMents:SENSe elements of each stored reading; -222 for an offset beyond the data). The TIME
+element is the timer (``:SYSTem:TIME:TIMer:COUNt``) when the reading was taken.
 """
 
 from __future__ import annotations
@@ -42,6 +62,8 @@ _ELEMENT_ORDER = ("VOLT", "CURR", "RES", "TIME", "STAT", "SOUR")
 _STATUS_COMPLIANCE = 1 << 3
 _NO_DATA = math.nan
 _MODELS = {"B2901A": 1, "B2902A": 2, "B2911A": 1, "B2912A": 2}
+_INFINITY_COUNT = 2147483647
+TRACE_POINTS_MAX = 100_000
 
 
 @dataclass
@@ -52,12 +74,23 @@ class _Channel:
     auto_on: bool = True
     off_mode: str = "NORM"
     count: int = 1
+    arm_count: int = 1
+    trigger_source: str = "AINT"
+    timer_s: float = 1e-4
+    off_auto: bool = False
     acq_start_s: float = 0.0
     acq_period_s: float = 0.0
     acq_count: int = 0
     acq_taken: int = 0
     running: bool = False
     data: list[Readings] = field(default_factory=list)
+    trace_feed: str = "SENS"
+    trace_control: str = "NEV"
+    trace_points: int = TRACE_POINTS_MAX
+    trace: list[dict[str, float]] = field(default_factory=list)
+    """One row per stored reading: the six elements, TIME as the timer then."""
+    output_log: list[tuple[float, bool, str]] = field(default_factory=list)
+    """(clock s, output on, why) of every change of the output state, for tests and logs."""
 
     @property
     def acq_end_s(self) -> float:
@@ -121,8 +154,18 @@ class KeysightB2900(ScpiInstrument):
             c.auto_on = True
             c.off_mode = "NORM"
             c.count = 1
+            c.arm_count = 1
+            c.trigger_source = "AINT"
+            c.timer_s = 1e-4
+            c.off_auto = False
             c.running = False
             c.data = []
+            c.trace_feed = "SENS"
+            c.trace_control = "NEV"
+            c.trace_points = TRACE_POINTS_MAX
+            c.trace = []
+            if c.smu.output_on:
+                c.output_log.append((c.smu.now(), False, "*RST"))
             c.smu.update(
                 source_function="VOLT",
                 current_level_a=0.0,
@@ -151,6 +194,12 @@ class KeysightB2900(ScpiInstrument):
         ends = [c.acq_end_s for c in self.ch.values() if c.running]
         return max(ends) if ends else -math.inf
 
+    def next_event_s(self) -> float:
+        """When the first running acquisition completes (its channel goes idle, and with
+        ``:OUTP:OFF:AUTO ON`` its output goes off), clock s; inf when none runs."""
+        ends = [c.acq_end_s for c in self.ch.values() if c.running]
+        return min(ends) if ends else math.inf
+
     def advance(self) -> None:
         for c in self.ch.values():
             now = c.smu.now()
@@ -159,26 +208,55 @@ class KeysightB2900(ScpiInstrument):
                 if due > c.acq_taken:
                     k = np.arange(c.acq_taken + 1, due + 1)
                     times = np.asarray(c.acq_start_s + c.acq_period_s * k, dtype=np.float64)
-                    c.data.append(c.smu.measure(times))
+                    readings = c.smu.measure(times)
+                    c.data.append(readings)
+                    self._store(c, readings)
                     c.acq_taken = due
                 if c.acq_taken >= c.acq_count:
-                    c.running = False
+                    self._idle(c, c.acq_end_s, "acquisition complete")
             c.smu.advance_to(now)
+
+    def _idle(self, c: _Channel, at_s: float, why: str) -> None:
+        """The channel goes from busy to idle at ``at_s``: with OFF:AUTO its output goes off."""
+        c.running = False
+        if c.off_auto and c.smu.output_on:
+            self._output(c, False, f"{why}, :OUTP:OFF:AUTO ON", at_s=at_s)
+
+    def _output(self, c: _Channel, on: bool, why: str, at_s: float | None = None) -> None:
+        """Turn the output on or off (in the channel's off mode), from ``at_s`` (default now)."""
+        if on != c.smu.output_on:
+            c.output_log.append((c.smu.now() if at_s is None else at_s, on, why))
+        c.smu.update(at_s=at_s, output_on=on, off_mode=c.off_mode)
+
+    def _store(self, c: _Channel, readings: Readings) -> None:
+        """Readings into the trace buffer while it is fed (NEXT), until it is full."""
+        if c.trace_control != "NEXT" or c.trace_feed != "SENS":
+            return
+        cols = self._element_columns(c, [readings])
+        room = c.trace_points - len(c.trace)
+        for k in range(min(room, len(readings))):
+            c.trace.append({e: float(cols[e][k]) for e in _ELEMENT_ORDER})
+        if len(c.trace) >= c.trace_points:
+            c.trace_control = "NEV"  # buffer full: NEXT becomes NEVer by itself, no error
 
     # ---------------------------------------------------------------- measuring
 
     def _start(self, channels: tuple[int, ...], count: int | None = None) -> None:
+        """Initiate the acquire action of ``channels`` (``count``: a spot measurement of that many
+        readings, one reading period apart, whatever the trigger settings)."""
+        for n in channels:
+            if self.ch[n].running:
+                raise ScpiError(-213)
         for n in channels:
             c = self.ch[n]
-            if c.running:
-                raise ScpiError(-213)
             if c.auto_on and not c.smu.output_on:
-                c.smu.update(output_on=True)
+                self._output(c, True, ":OUTP:ON:AUTO ON")
             c.data = []
             c.running = True
             c.acq_start_s = c.smu.now()
-            c.acq_period_s = c.smu.reading_period_s
-            c.acq_count = c.count if count is None else count
+            timed = count is None and c.trigger_source == "TIM"
+            c.acq_period_s = max(c.timer_s, 1e-9) if timed else c.smu.reading_period_s
+            c.acq_count = c.count * c.arm_count if count is None else count
             c.acq_taken = 0
 
     async def _wait(self, channels: tuple[int, ...]) -> None:
@@ -193,13 +271,20 @@ class KeysightB2900(ScpiInstrument):
         c = self.ch[n]
         if not c.data:
             return {e: np.array([_NO_DATA]) for e in _ELEMENT_ORDER}
-        t = np.concatenate([r.time_s for r in c.data])
-        v = np.concatenate([r.voltage_v for r in c.data])
-        i = np.concatenate([r.current_a for r in c.data])
-        s = np.concatenate([r.source for r in c.data])
-        comp = np.concatenate([r.in_compliance for r in c.data])
+        cols = self._element_columns(c, c.data)
         if which == "latest":
-            t, v, i, s, comp = t[-1:], v[-1:], i[-1:], s[-1:], comp[-1:]
+            cols = {e: v[-1:] for e, v in cols.items()}
+        return cols
+
+    def _element_columns(
+        self, c: _Channel, data: Sequence[Readings]
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """The six elements of ``data`` (TIME on the timer as it is now)."""
+        t = np.concatenate([r.time_s for r in data])
+        v = np.concatenate([r.voltage_v for r in data])
+        i = np.concatenate([r.current_a for r in data])
+        s = np.concatenate([r.source for r in data])
+        comp = np.concatenate([r.in_compliance for r in data])
         with np.errstate(divide="ignore", invalid="ignore"):
             res = v / i
         nodata = np.full(t.shape, _NO_DATA)
@@ -339,7 +424,7 @@ class KeysightB2900(ScpiInstrument):
 
     def _set_output(self, call: Call) -> None:
         c = self.ch[call.channel]
-        c.smu.update(output_on=bool(call.args[0]), off_mode=c.off_mode)
+        self._output(c, bool(call.args[0]), f":OUTP {'ON' if call.args[0] else 'OFF'}")
 
     def _set_off_mode(self, call: Call) -> None:
         c = self.ch[call.channel]
@@ -355,7 +440,43 @@ class KeysightB2900(ScpiInstrument):
 
     def _abort(self, call: Call) -> None:
         for n in call.arg(0) or tuple(self.ch):
-            self.ch[n].running = False
+            c = self.ch[n]
+            if c.running:
+                self._idle(c, c.smu.now(), ":ABOR")
+
+    # ---------------------------------------------------------------- trace buffer
+
+    def _trace_control(self, call: Call) -> None:
+        self.ch[call.channel].trace_control = call.args[0]
+
+    def _trace_needs_never(self, call: Call) -> _Channel:
+        c = self.ch[call.channel]
+        if c.trace_control != "NEV":
+            raise ScpiError(-221)
+        return c
+
+    def _trace_feed(self, call: Call) -> None:
+        self._trace_needs_never(call).trace_feed = call.args[0]
+
+    def _trace_points(self, call: Call) -> None:
+        c = self._trace_needs_never(call)
+        c.trace_points = int(call.args[0])
+        del c.trace[c.trace_points :]
+
+    def _trace_clear(self, call: Call) -> None:
+        self._trace_needs_never(call).trace = []
+
+    def _trace_data(self, call: Call) -> str:
+        c = self.ch[call.channel]
+        offset = int(call.arg(0, 0))
+        if offset >= len(c.trace):
+            raise ScpiError(-222)
+        size = call.arg(1)
+        rows = c.trace[offset:] if size is None else c.trace[offset : offset + int(size)]
+        return ",".join(self._fmt(e, row[e]) for row in rows for e in self.elements)
+
+    def _set_arm_count(self, call: Call) -> None:
+        self.ch[call.channel].arm_count = int(call.args[0])
 
     def _data_query(
         self, kind: str, which: str, only: str | None
@@ -431,7 +552,11 @@ class KeysightB2900(ScpiInstrument):
             set=lambda c: setattr(self.ch[c.channel], "auto_on", bool(c.args[0])),
             query=lambda c: "1" if self.ch[c.channel].auto_on else "0", params=[Boolean()],
         ))
-        cmds.append(self.setting(":OUTPut#:OFF:AUTO", "outp.off.auto", Boolean(), False))
+        cmds.append(Command(
+            ":OUTPut#:OFF:AUTO",
+            set=lambda c: setattr(self.ch[c.channel], "off_auto", bool(c.args[0])),
+            query=lambda c: "1" if self.ch[c.channel].off_auto else "0", params=[Boolean()],
+        ))
         # -- format
         cmds.append(Command(
             ":FORMat:ELEMents:SENSe", set=self._set_elements,
@@ -462,11 +587,59 @@ class KeysightB2900(ScpiInstrument):
                                 params=[chans]))
         for header in (":ABORt[:ALL]", ":ABORt:ACQuire", ":ABORt:TRANsient"):
             cmds.append(Command(header, set=self._abort, params=[chans]))
-        count = Numeric(minimum=1, maximum=100000, integer=True, default_value=1)
+        count = Numeric(minimum=1, maximum=100000, integer=True, default_value=1,
+                        extra_words={"INF": _INFINITY_COUNT, "INFINITY": _INFINITY_COUNT})
         for header in (":TRIGger#[:ALL]:COUNt", ":TRIGger#:ACQuire:COUNt"):
             cmds.append(Command(header, set=self._set_count,
                                 query=lambda c: f"{self.ch[c.channel].count:+d}",
                                 params=[count]))
+        for header in (":ARM#[:ALL]:COUNt", ":ARM#:ACQuire:COUNt"):
+            cmds.append(Command(header, set=self._set_arm_count,
+                                query=lambda c: f"{self.ch[c.channel].arm_count:+d}",
+                                params=[count]))
+        for header in (":TRIGger#[:ALL]:SOURce", ":TRIGger#:ACQuire:SOURce"):
+            cmds.append(Command(
+                header,
+                set=lambda c: setattr(self.ch[c.channel], "trigger_source", c.args[0]),
+                query=lambda c: self.ch[c.channel].trigger_source,
+                params=[Choice(("AINT", "TIMer"))],
+            ))
+        for header in (":TRIGger#[:ALL]:TIMer", ":TRIGger#:ACQuire:TIMer"):
+            cmds.append(Command(
+                header,
+                set=lambda c: setattr(self.ch[c.channel], "timer_s", float(c.args[0])),
+                query=lambda c: self.format_number(self.ch[c.channel].timer_s),
+                params=[Numeric(minimum=1e-5, maximum=1e5, default_value=1e-4, unit="S")],
+            ))
+        # -- trace buffer
+        cmds.append(Command(":TRACe#:FEED", set=self._trace_feed,
+                            query=lambda c: self.ch[c.channel].trace_feed,
+                            params=[Choice(("SENSe", "MATH", "LIMit"))]))
+        cmds.append(Command(":TRACe#:FEED:CONTrol", set=self._trace_control,
+                            query=lambda c: self.ch[c.channel].trace_control,
+                            params=[Choice(("NEXT", "NEVer"))]))
+        cmds.append(Command(
+            ":TRACe#:POINts", set=self._trace_points,
+            query=lambda c: f"{self.ch[c.channel].trace_points:+d}",
+            params=[Numeric(minimum=1, maximum=TRACE_POINTS_MAX, integer=True,
+                            default_value=TRACE_POINTS_MAX)],
+        ))
+        cmds.append(Command(":TRACe#:POINts:ACTual",
+                            query=lambda c: f"{len(self.ch[c.channel].trace):+d}"))
+        cmds.append(Command(
+            ":TRACe#:FREE",
+            query=lambda c: (f"{self.ch[c.channel].trace_points - len(self.ch[c.channel].trace):+d},"
+                             f"{self.ch[c.channel].trace_points:+d}"),
+        ))
+        cmds.append(Command(":TRACe#:CLEar", set=self._trace_clear))
+        cmds.append(Command(
+            ":TRACe#:DATA", query=self._trace_data,
+            query_params=[
+                Numeric(minimum=0, maximum=TRACE_POINTS_MAX - 1, integer=True, optional=True,
+                        extra_words={"STAR": 0, "START": 0}),
+                Numeric(minimum=1, maximum=TRACE_POINTS_MAX, integer=True, optional=True),
+            ],
+        ))
         # -- system
         cmds.append(Command(":SYSTem:ERRor[:NEXT]",
                             query=lambda c: self.format_error(*self.pop_error())))
@@ -499,6 +672,9 @@ class KeysightB2900(ScpiInstrument):
                 "output": c.smu.output_on,
                 "tripped": c.smu.tripped,
                 "off_mode": c.off_mode,
+                "off_auto": c.off_auto,
+                "acquiring": c.running,
+                "trace_points": len(c.trace),
             }
             for n, c in self.ch.items()
         }
