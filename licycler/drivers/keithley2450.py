@@ -15,9 +15,31 @@ trigger model started by someone else makes them). Time is seconds since the fir
 driver saw, from the instrument's UTC timestamps, so it is continuous across buffer clears. The
 buffer is cleared when the driver configures the source (readings from before are not ours) and
 every ``clear_after_readings`` readings.
+
+The lease (:class:`~licycler.drivers.interfaces.LeasedChannel`) is a trigger model (reference
+manual, "Trigger model"; ``:TRIGger:BLOCk:...``)::
+
+    :TRIG:LOAD "Empty"
+    :TRIG:BLOC:MEAS 1, "defbuffer1"          a reading into the lease buffer
+    :TRIG:BLOC:DEL:CONS 2, <period - reading time>
+    :TRIG:BLOC:BRAN:COUN 3, <N>, 1            N = lease / read period times round
+    :TRIG:BLOC:SOUR:STAT 4, OFF               then the output off (HIMP: the relay opens)
+    :INIT
+
+re-armed by ``:ABOR;:INIT;:TRIG:STAT?`` in one program message: the abort leaves the output as it
+is and the model restarts at once with its counter reset, so the current never stops. While the
+lease runs the instrument reads by itself (``:READ?`` is refused), and :meth:`Keithley2450.read_block`
+fetches the readings it took since the previous call from the buffer (``:TRAC:ACT?`` and, when
+there are new ones, ``:TRAC:DATA?``). The lease alternates between ``defbuffer1`` and
+``defbuffer2``: when the active one is half full, a re-arm switches the measure block to the
+other one (cleared in the same message); the old one is drained by the next read and left as it
+is until the switch after, so the readings of the last hours are always in the instrument.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +52,9 @@ from licycler.drivers.transport import VisaTransport
 __all__ = ["Keithley2450"]
 
 _BUFFER = '"defbuffer1"'
+_LEASE_BUFFERS = ("defbuffer1", "defbuffer2")
+_FETCH_CHUNK = 5000
+"""Readings fetched per ``:TRAC:DATA?`` when a whole buffer is read back."""
 _ELEMENTS = "READ,SEC,FRAC,SOUR"
 _OFF_MODES = {
     OutputOffMode.HIGH_IMPEDANCE: "HIMP",
@@ -41,6 +66,17 @@ VOLTAGE_LIMIT_RANGE_V = (0.02, 210.0)
 NPLC_RANGE = (0.01, 10.0)
 
 
+@dataclass
+class _Lease:
+    """The lease in force: duration and read period (s), readings per lease, the buffer in use."""
+
+    duration_s: float
+    period_s: float
+    count: int
+    buffer: int = 0
+    capacity: int = 100_000
+
+
 class Keithley2450(ScpiDriver):
     """One Keithley 2450 used as a current source that senses voltage.
 
@@ -50,6 +86,9 @@ class Keithley2450(ScpiDriver):
 
     manufacturers = ("KEITHLEY",)
     models = ("2450",)
+    lease_mechanism = (
+        'trigger model :TRIG:BLOC:MEAS/DEL:CONS/BRAN:COUN N/SOUR:STAT OFF, re-armed by ":ABOR;:INIT"'
+    )
 
     def __init__(
         self,
@@ -63,6 +102,11 @@ class Keithley2450(ScpiDriver):
         self.off_mode = OutputOffMode.HIGH_IMPEDANCE
         self._next_index = 1
         self._origin: tuple[float, float] | None = None
+        self._nplc = 1.0
+        self._line_frequency_hz: float | None = None
+        self._lease: _Lease | None = None
+        self._drain: tuple[str, int] | None = None
+        """A lease buffer left behind by a switch, and the next reading of it not fetched yet."""
 
     @classmethod
     def for_resource(
@@ -113,8 +157,13 @@ class Keithley2450(ScpiDriver):
             f":OUTP:CURR:SMOD {_OFF_MODES[off_mode]}",
             f":TRAC:CLE {_BUFFER}",  # readings taken before this configuration are not ours
         ]
+        if self._lease is not None:  # a trigger model must not run while the source is set up
+            commands.insert(0, ":ABOR")
         for command in commands:
             await t.write(command, idempotent=True)
+        self._lease = None
+        self._drain = None
+        self._nplc = nplc
         self._next_index = 1
         await self.check_errors("configure_current_source")
         limit = await self.query_number(":SOUR:CURR:VLIM?")
@@ -134,15 +183,19 @@ class Keithley2450(ScpiDriver):
     # ---------------------------------------------------------------- source and output
 
     async def set_current(self, current_a: float) -> None:
+        """Set the level; while a lease runs the model is stopped and started again around it in
+        the same message (a setting is never changed under a running trigger model)."""
         if not abs(current_a) <= MAX_CURRENT_A:
             raise ValueError(f"current_a must be within +-{MAX_CURRENT_A} A, got {current_a}")
-        await self.transport.write(f":SOUR:CURR {format_number(current_a)}", idempotent=True)
+        level = f":SOUR:CURR {format_number(current_a)}"
+        await self.transport.write(f":ABOR;{level};:INIT" if self._lease is not None else level, idempotent=True)
 
     async def output_on(self) -> None:
         await self.transport.write(":OUTP ON", idempotent=True)
 
     async def output_off(self) -> None:
-        await self.transport.write(":OUTP OFF", idempotent=True)
+        await self.transport.write(":ABOR;:OUTP OFF" if self._lease is not None else ":OUTP OFF", idempotent=True)
+        self._end_lease()
 
     async def output_enabled(self) -> bool:
         return await self.query_bool(":OUTP?")
@@ -151,8 +204,11 @@ class Keithley2450(ScpiDriver):
         return await self.query_bool(":SOUR:CURR:VLIM:TRIP?")
 
     async def safe_state(self) -> None:
-        """Output-off state high impedance for both source functions (read back before the
-        output goes off), 0 A, output off (read back)."""
+        """The lease's trigger model stopped, output-off state high impedance for both source
+        functions (read back before the output goes off), 0 A, output off (read back). The lease
+        buffers are left as they are (a resume reads them back)."""
+        await self.transport.write(":ABOR", idempotent=True)
+        self._end_lease()
         await self.confirm(
             (":OUTP:CURR:SMOD HIMP", ":OUTP:VOLT:SMOD HIMP"),
             ":OUTP:CURR:SMOD?;:OUTP:VOLT:SMOD?", "HIMP;HIMP",
@@ -162,10 +218,131 @@ class Keithley2450(ScpiDriver):
 
     # ---------------------------------------------------------------- readings
 
+    # ---------------------------------------------------------------- the lease
+
+    async def _reading_time_s(self) -> float:
+        """How long one reading takes: NPLC power-line cycles (``:SYST:LFR?``, asked once), s."""
+        if self._line_frequency_hz is None:
+            self._line_frequency_hz = await self.query_number(":SYST:LFR?")
+        return self._nplc / self._line_frequency_hz
+
+    async def arm_lease(self, duration_s: float, read_period_s: float) -> None:
+        if not duration_s > 0 or not read_period_s > 0:
+            raise ValueError(f"lease and read period must be > 0 s, got {duration_s}, {read_period_s}")
+        delay_s = max(read_period_s - await self._reading_time_s(), 0.0)
+        count = max(1, math.floor(duration_s / read_period_s + 1e-9))
+        lease = self._lease
+        if lease is None:  # build the model (the output is on, the source set up)
+            capacity = int(await self.query_number(f":TRAC:POIN? {_BUFFER}"))
+            lease = _Lease(duration_s, read_period_s, count, 0, capacity)
+            self._next_index = int(await self.query_number(f":TRAC:ACT? {_BUFFER}")) + 1
+            for command in (':TRIG:LOAD "Empty"', f':TRIG:BLOC:MEAS 1, "{_LEASE_BUFFERS[0]}"',
+                            f":TRIG:BLOC:DEL:CONS 2, {format_number(delay_s)}", f":TRIG:BLOC:BRAN:COUN 3, {count}, 1",
+                            ":TRIG:BLOC:SOUR:STAT 4, OFF"):  # fmt: skip
+                await self.transport.write(command, idempotent=True)
+            await self.check_errors("arming the lease")
+            message = ":INIT"
+        else:
+            message = ":ABOR"
+            if (lease.duration_s, lease.period_s) != (duration_s, read_period_s):
+                message += f";:TRIG:BLOC:DEL:CONS 2, {format_number(delay_s)};:TRIG:BLOC:BRAN:COUN 3, {count}, 1"
+                lease.duration_s, lease.period_s, lease.count = duration_s, read_period_s, count
+            if self._next_index - 1 > lease.capacity // 2 and self._drain is None:  # switch buffers
+                self._drain = (_LEASE_BUFFERS[lease.buffer], self._next_index)
+                lease.buffer = 1 - lease.buffer
+                other = f'"{_LEASE_BUFFERS[lease.buffer]}"'
+                message += f";:TRAC:CLE {other};:TRIG:BLOC:MEAS 1, {other}"
+                self._next_index = 1
+            message += ";:INIT"
+        state = await self.transport.query(f"{message};:TRIG:STAT?", idempotent=True)
+        if not state.upper().startswith("RUNNING"):
+            self._lease = None
+            raise DriverError(self.name, ":TRIG:STAT?", f"the lease's trigger model is not running: {state!r}")
+        self._lease = lease
+
+    async def release_lease(self) -> None:
+        if self._lease is not None:
+            await self.transport.write(":ABOR", idempotent=True)
+            self._end_lease()
+
+    def _end_lease(self) -> None:
+        """Back to measuring on request: the buffer's position is found again at the next read
+        (readings the model took after the last read stay in the instrument)."""
+        if self._lease is not None:
+            self._lease = None
+            self._drain = None
+            self._next_index = -1
+
+    def time_base(self) -> dict[str, float]:
+        """The instrument's UTC seconds and fraction of the reading at time 0 (``SEC``, ``FRAC``)."""
+        if self._origin is None:
+            return {}
+        return {"origin_seconds": self._origin[0], "origin_fraction": self._origin[1]}
+
+    def restore_time_base(self, state: dict[str, float]) -> None:
+        if state:
+            self._origin = (float(state["origin_seconds"]), float(state["origin_fraction"]))
+
+    async def read_lease_buffer(self) -> SampleBlock:
+        """Every reading in both lease buffers, oldest first (``:TRAC:ACT?``, ``:TRAC:DATA?`` in
+        chunks of ``_FETCH_CHUNK``)."""
+        parts: list[npt.NDArray[np.float64]] = []
+        for name in _LEASE_BUFFERS:
+            count = int(await self.query_number(f':TRAC:ACT? "{name}"'))
+            for first in range(1, count + 1, _FETCH_CHUNK):
+                parts.append(await self._fetch_rows(name, first, min(first + _FETCH_CHUNK - 1, count)))
+        rows = np.concatenate(parts) if parts else np.empty((0, 4))
+        return self._block(rows[np.argsort(rows[:, 1] + rows[:, 2], kind="stable")])
+
+    async def _fetch_rows(self, buffer: str, first: int, last: int) -> npt.NDArray[np.float64]:
+        n = last - first + 1
+        data = await self.transport.query_as(
+            f':TRAC:DATA? {first},{last},"{buffer}",{_ELEMENTS}', expect_numbers(4 * n)
+        )
+        return data.reshape(n, 4)
+
+    def _block(self, rows: npt.NDArray[np.float64]) -> SampleBlock:
+        """Rows of (reading, seconds, fraction, source) as a block on the driver's time base."""
+        if not rows.shape[0]:
+            return SampleBlock.empty()
+        if self._origin is None:
+            self._origin = (float(rows[0, 1]), float(rows[0, 2]))
+        sec0, frac0 = self._origin
+        return SampleBlock(
+            time_s=(rows[:, 1] - sec0) + (rows[:, 2] - frac0),
+            voltage_v=np.ascontiguousarray(rows[:, 0]),
+            current_a=np.ascontiguousarray(rows[:, 3]),
+        )
+
+    async def _read_leased(self, lease: _Lease) -> SampleBlock:
+        """The readings the lease's model took since the previous call: what is left of a buffer
+        switched away from first, then the active buffer's new ones (none is possible)."""
+        parts: list[npt.NDArray[np.float64]] = []
+        if self._drain is not None:
+            name, first = self._drain
+            count = int(await self.query_number(f':TRAC:ACT? "{name}"'))
+            if count >= first:
+                parts.append(await self._fetch_rows(name, first, count))
+            self._drain = None
+        name = _LEASE_BUFFERS[lease.buffer]
+        count = int(await self.query_number(f':TRAC:ACT? "{name}"'))
+        if count < self._next_index - 1:  # cleared behind our back: all it holds is new
+            self._next_index = 1
+        if count >= self._next_index:
+            parts.append(await self._fetch_rows(name, self._next_index, count))
+            self._next_index = count + 1
+        return self._block(np.concatenate(parts) if parts else np.empty((0, 4)))
+
+    # ---------------------------------------------------------------- readings
+
     async def read_block(self) -> SampleBlock:
+        if self._lease is not None:
+            return await self._read_leased(self._lease)
         t = self.transport
         query = f":TRAC:ACT? {_BUFFER};:READ? {_BUFFER},{_ELEMENTS};:TRAC:ACT? {_BUFFER}"
         before, mine, after = await t.query_as(query, _read_reply)
+        if self._next_index < 0:  # after a lease: what the buffer held before this reading is not new
+            self._next_index = before + 1
         if before < self._next_index - 1:  # cleared behind our back (e.g. *RST): all it holds is new
             self._next_index = 1
         if after < max(before + 1, self._next_index):
@@ -177,14 +354,7 @@ class Keithley2450(ScpiDriver):
             data = await t.query_as(f":TRAC:DATA? {first},{after},{_BUFFER},{_ELEMENTS}", expect_numbers(4 * n))
             rows = data.reshape(n, 4)
         self._next_index = after + 1
-        if self._origin is None:
-            self._origin = (float(rows[0, 1]), float(rows[0, 2]))
-        sec0, frac0 = self._origin
-        block = SampleBlock(
-            time_s=(rows[:, 1] - sec0) + (rows[:, 2] - frac0),
-            voltage_v=np.ascontiguousarray(rows[:, 0]),
-            current_a=np.ascontiguousarray(rows[:, 3]),
-        )
+        block = self._block(rows)
         if after >= self.clear_after_readings:
             await t.write(f":TRAC:CLE {_BUFFER}", idempotent=True)
             self._next_index = 1

@@ -6,8 +6,13 @@ function as a quoted string, NPLC and ranges (``[:SENSe[1]]`` is optional, as on
 output on/off and the output-off state ``:OUTP:<function>:SMOD NORM|HIMP|ZERO|GUAR``, ``:READ?``,
 ``:MEAS:<function>?``, ``:FETC?``, reading buffers (``:TRAC:ACT?``, ``:TRAC:DATA?`` with buffer
 elements, ``:TRAC:CLE``, ``:TRAC:POIN``, ``:TRAC:MAKE``, ``:TRAC:TRIG``), ``:COUNt``, ``:INIT`` /
-``:ABOR`` (readings are taken in the background one reading period apart), and the error queue in
-the 2450's format ``0,"No error;0;0 0"`` / ``-113,"Undefined header;1;<s> <ns>"``.
+``:ABOR`` (readings are taken in the background one reading period apart), the trigger model
+(``:TRIGger:LOAD "Empty"``, ``:TRIGger:BLOCk:MEASure|DELay:CONStant|BRANch:COUNter|BRANch:ALWays|
+SOURce:STATe|BUFFer:CLEar|NOP``, ``:TRIGger:BLOCk:LIST?``, ``:TRIGger:STATe?``; see
+:mod:`licycler.sim_instruments.trigger_model`), run on the instrument's own clock, so that a model
+ending in a source-output-off block turns the output off when it ends whether or not anyone is
+connected, and the error queue in the 2450's format ``0,"No error;0;0 0"`` /
+``-113,"Undefined header;1;<s> <ns>"``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +41,7 @@ from licycler.sim_instruments.scpi import (
     SmuChannel,
     String,
 )
+from licycler.sim_instruments.trigger_model import Block, TriggerModel
 
 __all__ = ["Keithley2450"]
 
@@ -61,43 +67,67 @@ _ELEMENTS = (
 _STATUS_LIMIT = 0x08  # "source limit reached" flag in a reading's status word
 
 
-@dataclass
 class _Buffer:
-    """A reading buffer: parallel arrays, oldest first."""
+    """A reading buffer of ``capacity`` readings, oldest first: columns time (clock s), reading,
+    source, status word and function code, in one array that grows by doubling (appending a
+    reading costs the same in a full buffer of a million as in an empty one)."""
 
-    capacity: int
-    continuous: bool = True
-    time_s: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
-    reading: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
-    source: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
-    status: npt.NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    func: npt.NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    _COLUMNS = 5
+
+    def __init__(self, capacity: int, continuous: bool = True) -> None:
+        self.capacity = capacity
+        self.continuous = continuous
+        """CONTinuous fill: the oldest readings make room; ONCE: readings past the capacity are dropped."""
+        self._data = np.empty((0, self._COLUMNS))
+        self._start = 0
+        self._end = 0
 
     def __len__(self) -> int:
-        return int(self.time_s.shape[0])
+        return self._end - self._start
+
+    def _column(self, k: int) -> npt.NDArray[np.float64]:
+        return self._data[self._start : self._end, k]
+
+    @property
+    def time_s(self) -> npt.NDArray[np.float64]:
+        return self._column(0)
+
+    @property
+    def reading(self) -> npt.NDArray[np.float64]:
+        return self._column(1)
+
+    @property
+    def source(self) -> npt.NDArray[np.float64]:
+        return self._column(2)
+
+    @property
+    def status(self) -> npt.NDArray[np.float64]:
+        return self._column(3)
+
+    @property
+    def func(self) -> npt.NDArray[np.float64]:
+        return self._column(4)
 
     def clear(self) -> None:
-        self.time_s = np.empty(0)
-        self.reading = np.empty(0)
-        self.source = np.empty(0)
-        self.status = np.empty(0, dtype=np.int64)
-        self.func = np.empty(0, dtype=np.int64)
+        self._start = self._end = 0
 
     def append(self, r: Readings, values: npt.NDArray[np.float64], func: int) -> None:
-        status = np.where(r.in_compliance, _STATUS_LIMIT, 0).astype(np.int64)
-        self.time_s = np.concatenate([self.time_s, r.time_s])
-        self.reading = np.concatenate([self.reading, values])
-        self.source = np.concatenate([self.source, r.source])
-        self.status = np.concatenate([self.status, status])
-        self.func = np.concatenate([self.func, np.full(len(r), func, dtype=np.int64)])
-        extra = len(self) - self.capacity
-        if extra > 0:
-            keep = slice(extra, None) if self.continuous else slice(0, self.capacity)
-            self.time_s = self.time_s[keep]
-            self.reading = self.reading[keep]
-            self.source = self.source[keep]
-            self.status = self.status[keep]
-            self.func = self.func[keep]
+        status = np.where(r.in_compliance, _STATUS_LIMIT, 0)
+        rows = np.column_stack((r.time_s, values, r.source, status, np.full(len(r), func)))
+        if not self.continuous:
+            rows = rows[: max(self.capacity - len(self), 0)]
+        elif rows.shape[0] > self.capacity:
+            rows = rows[-self.capacity :]
+        n = rows.shape[0]
+        if self._end + n > self._data.shape[0]:  # compact the live readings into a larger array
+            live = self._data[self._start : self._end]
+            grown = np.empty((max(2 * (live.shape[0] + n), 1024), self._COLUMNS))
+            grown[: live.shape[0]] = live
+            self._data, self._start, self._end = grown, 0, live.shape[0]
+        self._data[self._end : self._end + n] = rows
+        self._end += n
+        if len(self) > self.capacity:
+            self._start = self._end - self.capacity
 
 
 @dataclass
@@ -146,6 +176,7 @@ class Keithley2450(ScpiInstrument):
         """UTC seconds at clock time 0 (for the SEConds/DATE/TIME buffer elements)."""
         self.buffers: dict[str, _Buffer] = {}
         self._acq: _Acquisition | None = None
+        self.trigger = TriggerModel()
         self.sense_function = "CURR:DC"
         self.count = 1
         self.nplc = {"VOLT:DC": 1.0, "CURR:DC": 1.0, "RES": 1.0}
@@ -157,6 +188,7 @@ class Keithley2450(ScpiInstrument):
 
     def reset(self) -> None:
         self._acq = None
+        self.trigger = TriggerModel()
         self.reset_settings()
         self.sense_function = "CURR:DC"
         self.count = 1
@@ -207,11 +239,48 @@ class Keithley2450(ScpiInstrument):
         raise ScpiError(-113)
 
     def pending_until(self) -> float:
+        if self.trigger.running:
+            return self.trigger.lookahead()[1]
         return self._acq.end_s if self._acq is not None else -math.inf
 
+    def next_event_s(self) -> float:
+        """The trigger model's next output change or its end; a simple acquisition's end."""
+        if self.trigger.running:
+            return min(self.trigger.lookahead())
+        return self._acq.end_s if self._acq is not None else math.inf
+
+    def _run_trigger_model(self, now: float) -> None:
+        """Apply what the trigger model did by ``now``, in order: readings (taken together while
+        nothing else happens between them), output changes at their own times, buffer clears."""
+        times: list[float] = []
+        into = ""
+
+        def take() -> None:
+            if times:
+                at = np.maximum(np.asarray(times, dtype=np.float64), self.smu.cell_time_s)
+                self._store(into, self.smu.measure(at))
+                times.clear()
+
+        for action in self.trigger.run_until(now):
+            if action.kind == "measure":
+                if action.buffer != into:
+                    take()
+                    into = action.buffer
+                times.append(action.t_s)
+                continue
+            take()
+            if action.kind == "output":
+                self.smu.update(at_s=action.t_s, output_on=action.state)
+            else:
+                self._buffer(action.buffer).clear()
+        take()
+
     def advance(self) -> None:
-        """Store the readings a running acquisition has taken by now; run the world to now."""
+        """Store the readings a running acquisition has taken by now, apply what the trigger model
+        did by now; run the world to now."""
         now = self.smu.now()
+        if self.trigger.running:
+            self._run_trigger_model(now)
         acq = self._acq
         if acq is not None:
             due = min(acq.count, math.floor((now - acq.start_s) / acq.period_s + 1e-9))
@@ -291,7 +360,7 @@ class Keithley2450(ScpiInstrument):
         return ",".join(self._element(buf, i, e) for i in range(start, end) for e in els)
 
     async def _measure_into(self, buffer: str) -> _Buffer:
-        if self._acq is not None:
+        if self._acq is not None or self.trigger.running:
             raise ScpiError(-200, "Trigger model is running")
         buf = self._buffer(buffer)
         readings = self.smu.measure_block(self.count)
@@ -347,11 +416,52 @@ class Keithley2450(ScpiInstrument):
     def _initiate(self, call: Call) -> None:
         if self._acq is not None:
             raise ScpiError(-213)
+        if self.trigger.blocks:
+            for block in self.trigger.blocks.values():
+                if block.kind in ("measure", "buffer_clear"):
+                    self._buffer(block.buffer)  # -224 Buffer not found, before anything runs
+            self.trigger.start(self.smu.now(), self.smu.reading_period_s)
+            return
         period = self.smu.reading_period_s
         self._acq = _Acquisition(self.smu.now(), period, self.count, "defbuffer1")
 
     def _abort(self, call: Call) -> None:
         self._acq = None
+        self.trigger.abort()
+
+    def _trigger_commands(self) -> list[Command]:
+        """``:TRIGger:LOAD "Empty"``, the blocks a lease needs and a few more, the model's state."""
+        number = Numeric(name="block", minimum=1, maximum=63, integer=True)
+        buffer_name = String(name="buffer", optional=True, default="defbuffer1")
+        model = self.trigger
+
+        def block(header: str, make: Any, params: list[Any]) -> Command:
+            return Command(f":TRIGger:BLOCk:{header}", set=lambda c: model.define(int(c.args[0]), make(c)),
+                           params=[number, *params])  # fmt: skip
+
+        def load(call: Call) -> None:
+            if str(call.args[0]).strip().lower() != "empty":
+                raise ScpiError(-224, "Trigger model template not supported by this emulation")
+            model.clear()
+
+        count = Numeric(name="count", minimum=1, maximum=2**31 - 1, integer=True)
+        return [
+            Command(":TRIGger:LOAD", set=load, params=[String(name="template")]),
+            block("MEASure", lambda c: Block("measure", buffer=str(c.args[1]).strip().lower(), count=int(c.args[2])),
+                  [buffer_name, Numeric(name="count", minimum=1, maximum=2**31 - 1, integer=True, optional=True,
+                                        default=1)]),
+            block("DELay:CONStant", lambda c: Block("delay", delay_s=float(c.args[1])),
+                  [Numeric(name="delay", minimum=0.0, maximum=10_000.0, unit="S")]),
+            block("BRANch:COUNter", lambda c: Block("branch_counter", count=int(c.args[1]), target=int(c.args[2])),
+                  [count, number]),
+            block("BRANch:ALWays", lambda c: Block("branch_always", target=int(c.args[1])), [number]),
+            block("SOURce:STATe", lambda c: Block("source_state", state=bool(c.args[1])), [Boolean()]),
+            block("BUFFer:CLEar", lambda c: Block("buffer_clear", buffer=str(c.args[1]).strip().lower()),
+                  [buffer_name]),
+            block("NOP", lambda c: Block("nop"), []),
+            Command(":TRIGger:BLOCk:LIST", query=lambda c: model.listing()),
+            Command(":TRIGger:STATe", query=lambda c: model.query_state()),
+        ]  # fmt: skip
 
     def _set_output(self, call: Call) -> None:
         self.smu.update(output_on=bool(call.args[0]))
@@ -562,6 +672,7 @@ class Keithley2450(ScpiInstrument):
         # -- trigger model
         cmds.append(Command(":INITiate[:IMMediate]", set=self._initiate))
         cmds.append(Command(":ABORt", set=self._abort))
+        cmds.extend(self._trigger_commands())
         # -- system
         cmds.append(Command(":SYSTem:ERRor[:NEXT]",
                             query=lambda c: self.format_error(*self.pop_error())))

@@ -114,7 +114,7 @@ async def test_after_sigkill_a_new_controller_secures_first(tmp_path: Path, serv
     session = [line.upper() for line in served.lines]
     # its very first command is part of the safe-state sequence, and the output is off before it
     # identifies the instrument or configures anything
-    assert any(word in session[0] for word in ("SMOD HIMP", "OUTP OFF", "SOUR:CURR 0")), session[:6]
+    assert any(word in session[0] for word in (":ABOR", "SMOD HIMP", "OUTP OFF", "SOUR:CURR 0")), session[:6]
     off = next(k for k, line in enumerate(session) if "OUTP OFF" in line)
     assert not any("IDN" in line or "SOUR:FUNC" in line or "VLIM " in line for line in session[:off]), session[
         : off + 1

@@ -108,6 +108,11 @@ class SmuChannel:
         return max(self.clock.now(), self._t)
 
     @property
+    def cell_time_s(self) -> float:
+        """How far the cell has been run (clock s): nothing can happen to it before this."""
+        return self._t
+
+    @property
     def reading_period_s(self) -> float:
         """Time one reading takes: NPLC power-line cycles plus overhead, s."""
         return self.nplc / self.line_frequency_hz + self.reading_overhead_s
