@@ -17,7 +17,13 @@ aborted with ``Z``. So in this driver:
   continuing time base, E = ``ab``, I = ``ba``; overloaded readings are NaN); with the output off
   it takes one open-circuit reading (``meas_loop_ocp``);
 - :meth:`safe_state` aborts whatever runs and runs a ``cell_off`` script; it also recovers a
-  connection whose stream was lost (``\\nZ``, read up to the end of the old script).
+  connection whose stream was lost (``\\nZ``, read up to the end of the old script);
+- the dead-man lease (:class:`~licycler.drivers.interfaces.LeasedChannel`, docs/lease-emstat4.md):
+  :meth:`arm_lease` runs a :class:`~licycler.drivers.methodscript.LeasedCurrentScript` (the loop
+  bounded to the lease, ``on_finished:`` ``cell_off``, readings also written to a file on the
+  instrument); arming it again sends ``Y`` (abort the measurement loop only: the script starts a
+  new bounded loop, the cell stays on); :meth:`read_lease_buffer` reads the files back
+  (``fs_dir``/``fs_get``), placed by the UTC start each file is named after.
 
 The measurement interval bounds how long the port's lock is held by the streaming read, so keep
 ``sample_interval_s`` short (<= a few seconds; default 1 s). Keep ``timeout_s`` below the interval
@@ -76,6 +82,19 @@ def parse_firmware(first: str, second: str) -> Firmware:
     return Firmware(head[:6], head[6:], " ".join(build.split()), second[:-1])
 
 
+@dataclass(frozen=True)
+class _LeaseSpec:
+    """An armed lease: its duration and reading period, s."""
+
+    duration_s: float
+    read_period_s: float
+
+    @property
+    def run_time_s(self) -> float:
+        """The measurement loop's run time: whole reading periods within the duration, s."""
+        return math.floor(self.duration_s / self.read_period_s + 1e-9) * self.read_period_s
+
+
 @dataclass
 class _Stream:
     """One running script whose output a background task reads."""
@@ -83,6 +102,10 @@ class _Stream:
     kind: str
     time_offset_s: float
     interval_s: float
+    lease: bool = False
+    rearm_answered: asyncio.Event = field(default_factory=asyncio.Event)
+    rearm_refused: bool = False
+    interrupting: int = 0
     packets: list[str] = field(default_factory=list)
     new_data: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -101,13 +124,20 @@ class _Stream:
 
 
 class EmStat4Channel:
-    """A :class:`~licycler.drivers.interfaces.SourceMeasureChannel` on an EmStat4 (MethodSCRIPT).
+    """A :class:`~licycler.drivers.interfaces.SourceMeasureChannel` and
+    :class:`~licycler.drivers.interfaces.LeasedChannel` on an EmStat4 (MethodSCRIPT).
 
     ``model``: what ``t`` must report (``EmStat4`` accepts LR and HR, ``EmStat4 HR`` only HR);
     ``sample_interval_s``: packet interval of the measurement loop, s; ``max_run_time_s``: run
     time written into each loop (the loop, and the current, end after it), s;
     ``line_frequency_hz``: mains frequency, for the integration time (NPLC) -> bandwidth.
     """
+
+    lease_mechanism = (
+        "MethodSCRIPT meas_loop_cp with run time = lease inside a loop, on_finished: cell_off; "
+        "re-arm Y (abort the measurement loop only, cell stays on); readings kept on the "
+        "instrument (file_open, set_script_output 3), read back with fs_dir/fs_get"
+    )
 
     def __init__(
         self,
@@ -154,8 +184,12 @@ class EmStat4Channel:
         self._bandwidth_hz: float | None = None
         self._current_a = 0.0
         self._tripped = False
-        self._epoch = time.monotonic()
+        self._epoch_utc_ms = round(time.time() * 1000)
+        self._mono0 = time.monotonic()
+        self._base_s = 0.0
         self._last_time_s = 0.0
+        self._last_lease_start_ms = 0
+        self._lease: _LeaseSpec | None = None
         self._serial = ""
         self._backlog: list[SampleBlock] = []
 
@@ -322,8 +356,9 @@ class EmStat4Channel:
             await self._start_cp()
 
     async def output_off(self) -> None:
-        """Abort the loop: ``on_finished:`` switches the cell off (high impedance)."""
+        """Abort the loop: ``on_finished:`` switches the cell off (high impedance); releases a lease."""
         async with self._op_lock:
+            self._lease = None
             await self._stop_stream()
 
     async def output_enabled(self) -> bool:
@@ -339,7 +374,8 @@ class EmStat4Channel:
                     await asyncio.wait_for(stream.done.wait(), stream.interval_s + self.transport.timeout_s)
             if stream.failure is not None:
                 raise DriverError(self.name, None, f"data stream lost: {stream.failure.cause}")
-            return stream.active and not stream.loop_ended
+            # a lease script keeps the cell on between its bounded loops: running is on
+            return stream.active and (stream.lease or not stream.loop_ended)
 
     async def voltage_limit_tripped(self) -> bool:
         """Whether the voltage limit ended the loop (or the galvanostat hit its compliance)."""
@@ -352,9 +388,31 @@ class EmStat4Channel:
         return s is not None and s.kind == "cp" and s.active
 
     async def _start_cp(self) -> None:
-        script = self._script_for(self._current_a)
         self._tripped = False
-        await self._start_stream("cp", script.lines())
+        lease = self._lease
+        if lease is None:
+            script = self._script_for(self._current_a)
+            await self._start_stream("cp", script.lines())
+            return
+        plain = self._script_for(self._current_a, lease.run_time_s)
+        start_ms = max(
+            self._epoch_utc_ms + round(self._now_s() * 1000),
+            self._epoch_utc_ms + math.ceil(self._last_time_s * 1000),
+            self._last_lease_start_ms + 1,
+        )
+        leased = ms.LeasedCurrentScript(
+            current_a=plain.current_a,
+            interval_s=lease.read_period_s,
+            run_time_s=lease.run_time_s,
+            current_range_a=plain.current_range_a,
+            voltage_limit_v=plain.voltage_limit_v,
+            potential_range_v=plain.potential_range_v,
+            max_bandwidth_hz=plain.max_bandwidth_hz,
+            file_path=ms.lease_file_path(start_ms),
+        )
+        self._last_lease_start_ms = start_ms
+        offset = (start_ms - self._epoch_utc_ms) / 1000.0
+        await self._start_stream("cp", leased.lines(), offset_s=offset, interval_s=lease.read_period_s, lease=True)
 
     async def _restart(self) -> None:
         await self._stop_stream()
@@ -362,7 +420,19 @@ class EmStat4Channel:
 
     # ---------------------------------------------------------------- streams
 
-    async def _start_stream(self, kind: str, lines: list[str]) -> _Stream:
+    def _now_s(self) -> float:
+        """The present time on this driver's time base, s (monotonic between restores)."""
+        return self._base_s + (time.monotonic() - self._mono0)
+
+    async def _start_stream(
+        self,
+        kind: str,
+        lines: list[str],
+        *,
+        offset_s: float | None = None,
+        interval_s: float | None = None,
+        lease: bool = False,
+    ) -> _Stream:
         await self._collect_finished_stream()
         self._retire_stream()
         payload = ("e\n" + "\n".join(lines) + "\n\n").encode("ascii")
@@ -377,8 +447,9 @@ class EmStat4Channel:
                 raise InstrumentReportedError(self.name, "e", err.code, err.message)
             await self.transport.resync()
             raise DriverError(self.name, "e", f"unexpected reply {ack[:40]!r} to a script")
-        offset = max(time.monotonic() - self._epoch, self._last_time_s)
-        stream = _Stream(kind=kind, time_offset_s=offset, interval_s=self.sample_interval_s)
+        offset = max(self._now_s(), self._last_time_s) if offset_s is None else offset_s
+        interval = self.sample_interval_s if interval_s is None else interval_s
+        stream = _Stream(kind=kind, time_offset_s=offset, interval_s=interval, lease=lease)
         stream.task = asyncio.create_task(self._read_stream(stream), name=f"{self.name} stream")
         self._stream = stream
         return stream
@@ -395,6 +466,8 @@ class EmStat4Channel:
                         # our abort waited for this read to give the port up: not a fault
                         stream.stopping = False
                         continue
+                    if stream.interrupting:
+                        continue  # a re-arm (Y) waited for this read to give the port up
                     failures += 1
                     if failures > self.stream_failures_allowed:
                         stream.failure = exc
@@ -412,7 +485,12 @@ class EmStat4Channel:
                     stream.loop_ended = True
                 elif head == "Z":
                     stream.abort_acked = True
-                elif head == "M" or head in "LC+-T":
+                elif head == "Y":  # the answer to a re-arm: Y, or Y!0006 (no measurement loop ran)
+                    stream.rearm_refused = "!" in line
+                    stream.rearm_answered.set()
+                elif head == "M":
+                    stream.loop_ended = False  # a lease script starts its next bounded loop
+                elif head in "LC+-T":
                     pass
                 elif (err := ms.parse_error(line)) is not None:
                     stream.runtime_error = err
@@ -498,6 +576,11 @@ class EmStat4Channel:
         reading when the output is off)."""
         async with self._op_lock:
             stream = self._stream
+            if stream is not None and stream.lease and stream.active:
+                blocks, self._backlog = self._backlog, []
+                if stream.packets:
+                    blocks.append(self._take(stream))
+                return _concatenate(blocks) if blocks else SampleBlock.empty()
             if self._backlog:
                 blocks, self._backlog = self._backlog, []
                 if stream is not None and stream.packets:
@@ -590,6 +673,148 @@ class EmStat4Channel:
             if off.failure is not None:
                 raise DriverError(self.name, "cell_off", f"no end of the cell_off script: {off.failure.cause}")
             self._current_a = 0.0
+            self._lease = None  # released; its files stay on the instrument for read_lease_buffer()
+
+    # ---------------------------------------------------------------- the lease
+
+    async def arm_lease(self, duration_s: float, read_period_s: float) -> None:
+        """Arm the lease (abort the running loop and start a lease script: the cell is off for
+        the few ms in between), or re-arm it (``Y``: no gap in the current) when one with the same
+        ``duration_s`` and ``read_period_s`` (s) runs. The instrument turns the cell off by itself
+        ``duration_s`` (rounded down to whole reading periods) after it received the last arming;
+        a re-arm must reach it at least half a reading period before that. DriverError when the
+        output is off (also when the lease ran out before this re-arm)."""
+        if not (math.isfinite(duration_s) and math.isfinite(read_period_s) and 0 < read_period_s <= duration_s):
+            raise ValueError(f"need 0 < read_period_s ({read_period_s}) <= duration_s ({duration_s})")
+        spec = _LeaseSpec(float(duration_s), float(read_period_s))
+        async with self._op_lock:
+            if self._bandwidth_hz is not None and 1.0 / self._bandwidth_hz > read_period_s:
+                raise ValueError(f"integration time {1.0 / self._bandwidth_hz:g} s is longer than {read_period_s:g} s")
+            if not self._running():
+                raise DriverError(self.name, "Y", "arm_lease() needs the output on (a lapsed lease switched it off)")
+            stream = self._stream
+            assert stream is not None
+            if stream.lease and self._lease == spec:
+                await self._rearm(stream)
+            else:
+                self._lease = spec
+                await self._restart()
+
+    async def _rearm(self, stream: _Stream) -> None:
+        """``Y``: the running bounded loop ends and the script starts the next one at once."""
+        budget = stream.interval_s + 3 * self.transport.timeout_s * (self.stream_failures_allowed + 1)
+        for _ in range(3):
+            stream.rearm_answered.clear()
+            stream.rearm_refused = False
+            stream.interrupting += 1
+            try:
+                await self.transport.write_raw(b"Y\n")
+            finally:
+                stream.interrupting -= 1
+            answered = asyncio.ensure_future(stream.rearm_answered.wait())
+            ended = asyncio.ensure_future(stream.done.wait())
+            try:
+                await asyncio.wait({answered, ended}, timeout=budget, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                answered.cancel()
+                ended.cancel()
+            if stream.rearm_answered.is_set() and not stream.rearm_refused:
+                return
+            if not stream.active:
+                break
+            if not stream.rearm_answered.is_set():
+                raise DriverError(self.name, "Y", "no answer to the re-arm")
+            await asyncio.sleep(0)  # refused between two bounded loops: ask again
+        self._scan_for_trip()
+        if self._tripped:
+            raise DriverError(self.name, "Y", "the voltage limit ended the lease script: the output is off")
+        raise DriverError(self.name, "Y", "the lease ran out before it was re-armed: the output is off")
+
+    async def release_lease(self) -> None:
+        """Stop the lease script, leaving the current on (a plain constant-current script takes
+        over after the few ms of an abort and restart)."""
+        async with self._op_lock:
+            if self._lease is None:
+                return
+            self._lease = None
+            stream = self._stream
+            if stream is not None and stream.lease and stream.active:
+                await self._restart()
+
+    async def wait_readings(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` (s) until readings are buffered for :meth:`read_block` (or
+        the stream ended); True if some are."""
+        stream = self._stream
+        if stream is None:
+            return bool(self._backlog)
+        if not stream.packets and stream.active:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stream.new_data.wait(), timeout_s)
+        return bool(stream.packets or self._backlog)
+
+    def time_base(self) -> dict[str, float]:
+        """``epoch_utc_s``: the UTC time (s since 1970, whole ms) that reading times count from."""
+        return {"epoch_utc_s": self._epoch_utc_ms / 1000.0}
+
+    def restore_time_base(self, state: dict[str, float]) -> None:
+        """Count reading times from ``state["epoch_utc_s"]`` (from :meth:`time_base`)."""
+        epoch_ms = round(float(state["epoch_utc_s"]) * 1000)
+        now_ms = time.time() * 1000.0
+        self._epoch_utc_ms = epoch_ms
+        self._mono0 = time.monotonic()
+        self._base_s = (now_ms - epoch_ms) / 1000.0
+        self._last_time_s = max(0.0, min(self._last_time_s, self._base_s))
+
+    async def read_lease_buffer(self) -> SampleBlock:
+        """Every reading the lease scripts wrote to the instrument's storage, oldest first, on this
+        driver's (restored) time base: time = the file's UTC start - the epoch + ``eb``. Only with
+        no script running (the instrument reads no files then): DriverError otherwise."""
+        async with self._op_lock:
+            stream = self._stream
+            if stream is not None and stream.active:
+                raise DriverError(self.name, "fs_get", "the instrument reads its files only with no script running")
+            names = await self._fs_lines(f"fs_dir {ms.LEASE_DIRECTORY}")
+            starts = sorted((s, n) for n in names if (s := ms.lease_file_start_ms(n)) is not None)
+            blocks: list[SampleBlock] = []
+            for start_ms, name in starts:
+                lines = await self._fs_lines(f"fs_get {ms.LEASE_DIRECTORY}/{name}")
+                packets = [ln for ln in lines if ln.startswith("P")]
+                if packets:
+                    blocks.append(self._decode_stored(packets, (start_ms - self._epoch_utc_ms) / 1000.0))
+            return _concatenate(blocks) if blocks else SampleBlock.empty()
+
+    async def clear_lease_buffer(self) -> None:
+        """Delete the lease files from the instrument (``fs_del``), e.g. once a resume stored them."""
+        async with self._op_lock:
+            stream = self._stream
+            if stream is not None and stream.active:
+                raise DriverError(self.name, "fs_del", "the instrument deletes files only with no script running")
+            for name in await self._fs_lines(f"fs_dir {ms.LEASE_DIRECTORY}"):
+                if ms.lease_file_start_ms(name) is not None:
+                    await self._fs_lines(f"fs_del {ms.LEASE_DIRECTORY}/{name}")
+
+    async def _fs_lines(self, command: str) -> list[str]:
+        """A file-system command's reply: its lines up to the closing empty line."""
+        out: list[str] = []
+        async with self.transport.locked():
+            await self.transport.write(command)
+            while (line := await self.transport.read_line()) != "":
+                if not out and (err := ms.parse_error(line)) is not None and line[1:2] == "!":
+                    raise InstrumentReportedError(self.name, command, err.code, err.message)
+                out.append(line)
+        return out
+
+    def _decode_stored(self, packets: list[str], offset_s: float) -> SampleBlock:
+        block = ms.decode_packets(packets, strict=False)
+        if block.rejected:
+            self.dropped_packets += len(block.rejected)
+        if len(block) == 0:
+            return SampleBlock.empty()
+        e = block.column("ab").copy()
+        e[(block.column_status("ab") & ms.Status.OVERLOAD) != 0] = np.nan
+        i = block.column("ba").copy()
+        i[(block.column_status("ba") & ms.Status.OVERLOAD) != 0] = np.nan
+        return SampleBlock(time_s=block.column("eb") + offset_s, voltage_v=e, current_a=i)
 
 
 def _concatenate(blocks: list[SampleBlock]) -> SampleBlock:

@@ -409,7 +409,7 @@ class EmStat4Emulation:
             raise _RuntimeFailure(0x0007, line) from None
 
     async def _execute(self, stmt: _Stmt, state: _RunState, reply: ReplyChannel) -> None:
-        now = self.clock.now()
+        now = self.clock.now() if state.now_s is None else state.now_s
         op, args = stmt.op, stmt.args
         if op == "set_pgstat_mode":
             state.mode = int(ms.parse_literal(args[0]))
@@ -515,7 +515,7 @@ class EmStat4Emulation:
         interval_s: float,
         run_s: float,
     ) -> None:
-        t0 = self.clock.now()
+        t0 = self.clock.now() if state.now_s is None else state.now_s
         if galvanostatic:
             self.cell.source_current(current_a, t0)
         state.types[e_var] = "ab"
@@ -524,8 +524,10 @@ class EmStat4Emulation:
         n_points = math.floor(run_s / interval_s + 1e-9)
         compliance = False
         k = 1
+        state.now_s = t0 + n_points * interval_s  # where the loop ends if it runs its time
         while k <= n_points:
             if not await self._wait_until(t0 + k * interval_s):
+                state.now_s = max(t0 + (k - 1) * interval_s, self.clock.now())  # aborted now
                 break
             now = self.clock.now()
             k_due = math.floor((now - t0) / interval_s + 1e-9)
@@ -547,9 +549,12 @@ class EmStat4Emulation:
                 out_of_range = np.abs(voltage) > state.potential_range_v
                 status_v[out_of_range] |= int(ms.Status.OVERLOAD)
                 voltage = np.clip(voltage, -state.potential_range_v, state.potential_range_v)
-            broke = self._loop_body(stmt, state, reply, times, voltage, current, status_v, e_var, i_var)
+            broke_at = self._loop_body(stmt, state, reply, times, voltage, current, status_v, e_var, i_var)
             k = k_last + 1
-            if broke:
+            if broke_at is not None:
+                # the cell was sampled to the block's end: what follows happens there (a block
+                # holds one reading on a real-time clock)
+                state.now_s = float(times[-1])
                 break
             await asyncio.sleep(0)
 
@@ -564,8 +569,9 @@ class EmStat4Emulation:
         status_v: npt.NDArray[np.int64],
         e_var: str,
         i_var: str | None,
-    ) -> bool:
-        """Run the loop body for a block of iterations; True if a ``breakloop`` ended the loop."""
+    ) -> float | None:
+        """Run the loop body for a block of iterations; the time of the iteration whose
+        ``breakloop`` ended the loop, or None."""
         n = times.size
         env: dict[str, FloatArray] = {e_var: voltage}
         if i_var is not None:
@@ -616,7 +622,7 @@ class EmStat4Emulation:
         if end > 0:
             for name, values in env.items():
                 state.scalars[name] = float(values[end - 1])
-        return bool(broken.any())
+        return float(times[int(np.argmax(broken))]) if broken.any() else None
 
     async def _wait_until(self, t_s: float) -> bool:
         """Wait for the clock to reach ``t_s``; False if an abort (``Z`` or ``Y``) came first."""
@@ -653,6 +659,9 @@ class _ScriptOutput:
 
 @dataclass
 class _RunState:
+    now_s: float | None = None
+    """The script's own time, s: where its last measurement loop ended (statements take no time);
+    None before the first loop (the clock's time then)."""
     output: int = 1
     file: str | None = None
     mode: int = 2
