@@ -188,7 +188,7 @@ class Keithley2450(ScpiInstrument):
 
     def reset(self) -> None:
         self._acq = None
-        self.trigger = TriggerModel()
+        self.trigger.reset()
         self.reset_settings()
         self.sense_function = "CURR:DC"
         self.count = 1

@@ -99,6 +99,11 @@ class TriggerModel:
         self.blocks[number] = block
         self.state = "BUILDING"
 
+    def reset(self) -> None:
+        """``*RST``: stopped, no blocks."""
+        self.state = "IDLE"
+        self.clear()
+
     def clear(self) -> None:
         """``:TRIGger:LOAD "Empty"``: no blocks."""
         if self.running:
@@ -129,8 +134,9 @@ class TriggerModel:
             self.state = "ABORTED"
 
     def query_state(self) -> str:
-        """``:TRIGger:STATe?``."""
-        return f"{self.state};{self.state};{self._cursor.last}"
+        """``:TRIGger:STATe?``: the state and the block in execution (running) or last executed."""
+        block = self._cursor.block if self.running else self._cursor.last
+        return f"{self.state};{self.state};{block}"
 
     def run_until(self, t_s: float) -> list[Action]:
         """Execute every block due by ``t_s``: a measurement or a delay when it completes, the
