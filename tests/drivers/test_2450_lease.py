@@ -151,7 +151,8 @@ async def test_renewals_never_open_a_gap_and_every_reading_arrives(bench: Bench)
     assert all(mode == "current" and level == CURRENT_A for _, mode, level in drive_after_on), drive_after_on[:5]
     assert bench.emulation.smu.output_on
     t = np.concatenate(times)
-    assert len(t) >= 190 and np.all(np.diff(t) > 0)  # one reading per period, none twice
+    assert len(t) >= 190  # one reading per period, none twice
+    assert np.all(np.diff(t) > 0)
     assert np.max(np.diff(t)) < PERIOD_S + 2 * READING_S  # a renewal restarts the round: never a hole
     assert t[-1] >= t_end - t_on - 2 * PERIOD_S - t[0]  # up to date
     await driver.close()
@@ -163,7 +164,8 @@ async def test_spot_readings_are_refused_while_leased_and_safe_state_stops_the_l
     await driver.arm_lease(10.0, PERIOD_S)
     await bench.move_to(bench.clock.now() + 1.0)
     reply = await bench.raw(':READ? "defbuffer1";:SYST:ERR?')  # the reading fails: only the error answers
-    assert "Trigger model is running" in reply and "," in reply and ";" not in reply.split('"')[0]
+    assert "Trigger model is running" in reply
+    assert "," in reply and ";" not in reply.split('"')[0]
     await driver.safe_state()
     assert (await bench.raw(":TRIG:STAT?")).startswith("ABORTED")
     assert not bench.emulation.smu.output_on
@@ -216,8 +218,10 @@ async def test_the_lease_switches_buffers_when_one_is_half_full_and_loses_no_rea
         if k % 5 == 4:
             await driver.arm_lease(2.0, PERIOD_S)
     t = np.concatenate(times)
-    assert np.all(np.diff(t) > 0) and np.max(np.diff(t)) < PERIOD_S + 2 * READING_S
+    assert np.all(np.diff(t) > 0)
+    assert np.max(np.diff(t)) < PERIOD_S + 2 * READING_S
     assert len(t) >= 140
     counts = [int(await bench.raw(f':TRAC:ACT? "{n}"')) for n in ("defbuffer1", "defbuffer2")]
-    assert max(counts) <= 40 and min(counts) > 0  # both in use, neither ever overwrote a reading
+    assert max(counts) <= 40  # both in use, neither ever overwrote a reading
+    assert min(counts) > 0
     await driver.close()
