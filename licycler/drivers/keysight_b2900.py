@@ -86,7 +86,7 @@ class KeysightB2900(ScpiDriver):
         self.timer_offset_s = 0.0
         """Reported time = the instrument's TIME element (its timer, s) + this, s."""
         self._lease_n: int | None = None  # readings of the lease in force (None: not leased)
-        self._lease_may_run = False  # a lease (ours or an earlier controller's) may be running
+        self._lease_may_run = True  # a lease (ours or a dead controller's) may be running: released first
         self._next: int | None = None  # trace index of the first entry not returned yet
         self._last_time: float | None = None  # TIME of the entry at _next - 1
         self._known_count = 0  # entries in the trace when last seen

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from licycler.clock import Clock
 from licycler.drivers.errors import DriverError
-from licycler.drivers.interfaces import OutputOffMode, PressureRig, SampleBlock, SourceMeasureChannel
+from licycler.drivers.interfaces import (
+    LeasedChannel,
+    OutputOffMode,
+    PressureRig,
+    SampleBlock,
+    SourceMeasureChannel,
+)
 from licycler.events import Event, EventSink
 from licycler.safety.checks import BlockChecker, Violation
 from licycler.safety.limits import Limits, LimitStack
@@ -25,6 +31,9 @@ from licycler.safety.limits import Limits, LimitStack
 __all__ = ["ChannelSupervisor", "InterlockError", "PressureInterlock", "SafetyTripped"]
 
 Value = float | str | bool | None
+
+LEASE_SLACK_READS = 3
+"""How many read periods a lease may reach past the step's expected end (the engine's horizon)."""
 
 
 class SafetyTripped(RuntimeError):
@@ -57,6 +66,14 @@ class ChannelSupervisor:
     checked on every setpoint and every block. ``read_period_s`` is how often the engine reads;
     the watchdog trips when no fresh sample arrives within ``watchdog_factor`` read periods;
     ``stuck_count`` identical readings under current count as a stuck instrument.
+
+    ``lease_s`` (s) is the instrument-side dead-man lease (:class:`~licycler.drivers.interfaces.
+    LeasedChannel`): while the output is on the instrument is armed to turn it off by itself unless
+    renewed, which happens with the fresh samples (every third of the lease): a controller whose
+    reads stop, dead or hung, stops renewing. :attr:`lease_horizon`, set by the engine, tells where
+    the running step is due to end (clock s, None when open-ended): a lease reaches at most
+    ``LEASE_SLACK_READS`` read periods past it, so an instrument left alone stops about where the
+    step would have, rather than sourcing on for a whole lease.
     """
 
     def __init__(
@@ -74,6 +91,7 @@ class ChannelSupervisor:
         watchdog_factor: float = 3.0,
         pressure_interlock: PressureInterlock | None = None,
         stuck_count: int = 20,
+        lease_s: float | None = None,
     ) -> None:
         self.name = name
         self.channel = channel
@@ -88,6 +106,10 @@ class ChannelSupervisor:
         self.pressure_interlock = pressure_interlock or PressureInterlock()
         self.stuck_count = stuck_count
         self.checker = BlockChecker(area_m2=area_m2, stuck_count=stuck_count)
+        self.lease_s = lease_s
+        self.lease_horizon: Callable[[], float | None] | None = None
+        self._leased_at: float | None = None
+        self._lease_end_s = 0.0
         self.tripped: Violation | None = None
         self.last_pressure_pa: float | None = None
         """The stack pressure read with the last block (Pa), None without a rig."""
@@ -127,6 +149,7 @@ class ChannelSupervisor:
         ``secured`` event says so.
         """
         self.armed = False
+        self._leased_at = None
         verified, error = await self._try_safe_state(3)
         self._emit("secured", cause, message, {**(values or {}), "output_off_verified": verified,
                                                "driver_error": error or None})  # fmt: skip
@@ -247,6 +270,43 @@ class ChannelSupervisor:
             raise InterlockError(f"{self.name}: not armed; refusing to turn the output on")
         await self.channel.output_on()
         self._last_fresh_clock = self.clock.now()
+        if self.lease_s is not None and isinstance(self.channel, LeasedChannel):
+            await self._renew_lease()
+            self._emit("lease", "lease_armed", f"the instrument turns its output off by itself unless renewed within "
+                       f"{self.lease_s:g} s ({self.channel.lease_mechanism})", {"lease_s": self.lease_s})  # fmt: skip
+
+    @property
+    def leased(self) -> bool:
+        """Whether the instrument holds a lease now (armed with the output on)."""
+        return self._leased_at is not None
+
+    async def _renew_lease(self) -> None:
+        """Arm the lease again from now: for the lease, or to a few read periods past the step's
+        end if that is sooner."""
+        channel = self.channel
+        assert self.lease_s is not None
+        assert isinstance(channel, LeasedChannel)
+        now = self.clock.now()
+        duration = self.lease_s
+        horizon = self.lease_horizon() if self.lease_horizon is not None else None
+        if horizon is not None:
+            duration = min(duration, max(horizon - now, 0.0) + LEASE_SLACK_READS * self.read_period_s)
+        await channel.arm_lease(duration, self.read_period_s)
+        self._leased_at = now
+        self._lease_end_s = now + duration
+
+    async def renew_lease(self) -> None:
+        """Renew now if a lease is held (the engine calls it when a step starts: a new horizon)."""
+        if self._leased_at is not None and self.armed:
+            await self._renew_lease()
+
+    def lease_due(self) -> bool:
+        """Whether the lease wants renewing: a third of it has passed, or less than two read
+        periods of it are left (a short lease near a step's end)."""
+        if self._leased_at is None or self.lease_s is None:
+            return False
+        now = self.clock.now()
+        return now - self._leased_at >= self.lease_s / 3 or self._lease_end_s - now < 2 * self.read_period_s
 
     # --- samples ----------------------------------------------------------------------------
     async def read_block(self) -> SampleBlock:
@@ -311,6 +371,13 @@ class ChannelSupervisor:
         if violation is not None:
             await self.trip(violation)
             raise SafetyTripped(violation, block)
+        if self.lease_due() and self.armed:  # renewed with fresh, accepted samples only
+            try:
+                await self._renew_lease()
+            except DriverError as exc:
+                lost = Violation("lease_failure", f"the lease could not be renewed: {exc}", self.clock.now())
+                await self.trip(lost)
+                raise SafetyTripped(lost, block) from exc
         return block
 
     # --- watchdog and exit paths ------------------------------------------------------------
