@@ -8,6 +8,8 @@ station's limits layered in. Nothing here sources current.
 ```yaml
 station: 1
 name: bench-1
+lease: 10 s                 # the instruments' dead-man lease (default 10 s; "none" to run without)
+read_period: 1 s            # how often each channel is read (default 1 s)
 limits: {voltage_min: -2 V, voltage_max: 2 V, current_max: 20 mA}
 instruments:
   smu1: {model: keithley2450, resource: "TCPIP::127.0.0.1::5025::SOCKET", timeout: 2 s}
@@ -32,7 +34,7 @@ from licycler.drivers.alicat import AlicatPressureController
 from licycler.drivers.emstat4 import EmStat4Channel
 from licycler.drivers.errors import DriverError
 from licycler.drivers.generic_scpi import CommandMap, GenericScpiSmu, bundled_map
-from licycler.drivers.interfaces import PressureRig, SourceMeasureChannel
+from licycler.drivers.interfaces import LeasedChannel, PressureRig, SourceMeasureChannel
 from licycler.drivers.keithley2450 import Keithley2450
 from licycler.drivers.keysight_b2900 import KeysightB2900
 from licycler.drivers.mark10 import Mark10ForceGauge
@@ -41,7 +43,7 @@ from licycler.events import EventSink, FanOut
 from licycler.protocols.parse import LIMIT_KEYS
 from licycler.safety.limits import Limits, LimitStack
 from licycler.safety.supervisor import ChannelSupervisor
-from licycler.yamlsource import Field, load_yaml
+from licycler.yamlsource import Field, load_yaml, load_yaml_text
 
 __all__ = [
     "INSTRUMENT_LIMITS",
@@ -51,8 +53,14 @@ __all__ = [
     "Station",
     "StationConfig",
     "load_station",
+    "load_station_text",
     "open_station",
 ]
+
+DEFAULT_LEASE_S = 10.0
+"""The instruments' dead-man lease when the station file does not set one (s)."""
+DEFAULT_READ_PERIOD_S = 1.0
+"""How often each channel of a station is read when the file does not say (s)."""
 
 SMU_MODELS = ("keithley2450", "keysight-b2901a", "keysight-b2902a", "emstat4", "generic-scpi")
 RIG_MODELS = ("mark10", "alicat-pc")
@@ -77,6 +85,7 @@ class InstrumentConfig:
     area_m2: float | None = None  # rigs: the area the force acts on
     command_map: str | None = None  # generic-scpi: a bundled map name or a YAML file
     options: dict[str, Any] = field(default_factory=dict)
+    lease_s: float | None = None  # None: no lease (the station's or this instrument's "lease: none")
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,7 @@ class StationConfig:
     limits: Limits = field(default_factory=Limits)
     source: str = "<string>"
     text: str = ""
+    read_period_s: float = DEFAULT_READ_PERIOD_S
 
 
 def _limits(f: Field | None) -> Limits:
@@ -113,16 +123,45 @@ def _limits(f: Field | None) -> Limits:
         raise f.error(str(exc)) from None
 
 
+def _lease(f: Field | None, default: float | None, most: float | None = None) -> float | None:
+    """A ``lease:`` value: a time (s) or ``none``; ``most`` is what the station allows."""
+    if f is None:
+        return default
+    if isinstance(f.value, str) and f.value.strip().lower() == "none":
+        return None
+    lease = f.quantity(u.TIME, positive=True)
+    if most is not None and lease > most:
+        raise f.error(f"a lease of {lease:g} s is longer than the station's {most:g} s")
+    return lease
+
+
 def load_station(path: str | Path) -> StationConfig:
     """Read and validate a station file (errors give file, line and field)."""
     data, text = load_yaml(path)
-    root = Field(data, str(path)).mapping(("station", "name", "limits", "instruments", "channels"),
-                                          required=("name", "instruments", "channels"))  # fmt: skip
+    return _station(data, text, str(path))
+
+
+def load_station_text(text: str, source: str) -> StationConfig:
+    """A station file's text (as recorded with a run), validated like a file (``source`` names it)."""
+    return _station(load_yaml_text(text, source), text, source)
+
+
+def _station(data: Any, text: str, path: str) -> StationConfig:
+    root = Field(data, str(path)).mapping(("station", "name", "lease", "read_period", "limits", "instruments",
+                                           "channels"), required=("name", "instruments", "channels"))  # fmt: skip
     if (version := root.get("station")) is not None and version.integer() != 1:
         raise version.error("this licycler reads station format 1")
+    station_lease = _lease(root.get("lease"), DEFAULT_LEASE_S)
+    period = root.get("read_period")
+    read_period_s = period.quantity(u.TIME, positive=True) if period else DEFAULT_READ_PERIOD_S
+    if station_lease is not None and station_lease < 3 * read_period_s:
+        raise (root.get("lease") or root).error(
+            f"a lease of {station_lease:g} s needs at least three read periods ({read_period_s:g} s each)"
+        )
     instruments: dict[str, InstrumentConfig] = {}
     for name, f in root["instruments"].items():
-        f.mapping(("model", "resource", "timeout", "area", "command_map", "options"), required=("model", "resource"))
+        f.mapping(("model", "resource", "timeout", "area", "command_map", "options", "lease"),
+                  required=("model", "resource"))  # fmt: skip
         model = f["model"].text(MODELS)
         area = f.get("area")
         if model == "mark10" and area is None:
@@ -132,10 +171,14 @@ def load_station(path: str | Path) -> StationConfig:
             raise f.error("a generic-scpi instrument needs 'command_map' (a bundled name or a YAML file)")
         timeout = f.get("timeout")
         options = f.get("options")
+        own = f.get("lease")
+        lease = _lease(own, station_lease, station_lease)
+        if own is not None and lease is not None and lease < 3 * read_period_s:
+            raise own.error(f"a lease of {lease:g} s needs at least three read periods ({read_period_s:g} s each)")
         instruments[name] = InstrumentConfig(
             name, model, f["resource"].text(), timeout.quantity(u.TIME, positive=True) if timeout else 2.0,
             area.quantity(u.AREA, positive=True) if area else None, cmap.text() if cmap else None,
-            dict(options.mapping().value) if options else {},
+            dict(options.mapping().value) if options else {}, lease if model in SMU_MODELS else None,
         )  # fmt: skip
     channels: dict[str, ChannelConfig] = {}
     for name, f in root["channels"].items():
@@ -156,7 +199,8 @@ def load_station(path: str | Path) -> StationConfig:
         )  # fmt: skip
     if not channels:
         raise root["channels"].error("a station needs at least one channel")
-    return StationConfig(root["name"].text(), instruments, channels, _limits(root.get("limits")), str(path), text)
+    return StationConfig(root["name"].text(), instruments, channels, _limits(root.get("limits")), str(path), text,
+                         read_period_s)  # fmt: skip
 
 
 def _command_map(ref: str) -> CommandMap:
@@ -226,21 +270,43 @@ class Station:
                     await close()
 
 
+def _check_lease(config: StationConfig, inst: InstrumentConfig, smu: SourceMeasureChannel) -> None:
+    """Refuse an instrument that cannot hold the lease the station asks for (before it is opened)."""
+    if inst.lease_s is not None and not isinstance(smu, LeasedChannel):
+        how = " (give its command map a 'lease' section)" if inst.model == "generic-scpi" else ""
+        raise UserError(
+            f"{config.source}: instrument {inst.name} ({inst.model}) has no lease mechanism{how}: if the "
+            f"controller died its output would stay on; write 'lease: none' for it (or the station) to run "
+            f"without one"
+        )
+
+
+def waived_leases(config: StationConfig) -> list[str]:
+    """The source-measure instruments that run without a lease (``lease: none``)."""
+    used = {ch.instrument for ch in config.channels.values()}
+    return [name for name, inst in config.instruments.items() if name in used and inst.lease_s is None]
+
+
 async def open_station(
     config: StationConfig, *, events: EventSink | None = None, clock: Clock | None = None, secure: bool = True
 ) -> Station:
     """Connect and identify every instrument, then (``secure``) put every channel in its safe state
-    before anything else is sent. Raises :class:`UserError` naming an instrument that cannot be reached."""
+    before anything else is sent. Raises :class:`UserError` naming an instrument that cannot be
+    reached, or one without the lease the station asks for."""
     clock = clock or RealTimeClock()
     events = events or FanOut()
     smus: dict[tuple[str, int], SourceMeasureChannel] = {}
     rigs: dict[str, PressureRig] = {}
     opened: list[object] = []
+    for ch in config.channels.values():  # every instrument can hold its lease, before anything is opened
+        if (ch.instrument, ch.channel) not in smus:
+            inst = config.instruments[ch.instrument]
+            smus[(ch.instrument, ch.channel)] = _smu(inst, ch.channel)
+            _check_lease(config, inst, smus[(ch.instrument, ch.channel)])
     try:
         for ch in config.channels.values():
             key = (ch.instrument, ch.channel)
-            if key not in smus:
-                smus[key] = _smu(config.instruments[ch.instrument], ch.channel)
+            if smus[key] not in opened:
                 opened.append(smus[key])
                 await _open_safely(smus[key])
             if ch.rig and ch.rig not in rigs:
@@ -259,8 +325,10 @@ async def open_station(
         stack.push(f"channel {ch.name}", ch.limits)
         supervisors[ch.name] = ChannelSupervisor(
             ch.name, smus[(ch.instrument, ch.channel)], clock=clock, events=events, limits=stack,
-            area_m2=ch.area_m2, rig=rigs.get(ch.rig) if ch.rig else None,
+            area_m2=ch.area_m2, rig=rigs.get(ch.rig) if ch.rig else None, read_period_s=config.read_period_s,
+            lease_s=inst.lease_s,
         )  # fmt: skip
+        supervisors[ch.name].lease_waived = inst.lease_s is None
     station = Station(config, supervisors, opened)
     if secure:
         await asyncio.gather(*(s.secure("startup", "securing the channel at start-up") for s in supervisors.values()))

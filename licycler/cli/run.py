@@ -23,6 +23,7 @@ from licycler.clock import RealTimeClock
 from licycler.engine import ChannelSetup, RunController, RunState, exit_status
 from licycler.engine.resume import plan_resume
 from licycler.engine.sim import twin_setups
+from licycler.engine.station_resume import resume_station
 from licycler.errors import UserError
 from licycler.events import Event
 from licycler.live import close_live, live_hook, live_options
@@ -56,7 +57,10 @@ class _Printer:
         self.mode = mode
 
     def emit(self, event: Event) -> None:
-        if self.mode == "quiet" or event.kind not in ("transition", "trip", "decision", "finding"):
+        if event.kind == "warning" and self.mode != "json":  # even with --quiet
+            print(f"warning: [{event.channel or 'station'}] {event.message}", file=sys.stderr, flush=True)
+            return
+        if self.mode == "quiet" or event.kind not in ("transition", "trip", "decision", "finding", "warning"):
             return
         if self.mode == "json":
             print(json.dumps({"type": "event", "channel": event.channel, "time_s": event.time_s, "kind": event.kind,
@@ -139,6 +143,9 @@ async def _drive(
 
 async def _resume_async(args: argparse.Namespace) -> int:
     store = Store(args.db, create=False)
+    run = store.run(args.run)
+    if args.station is not None or (run is not None and run["mode"] == "station"):
+        return await _resume_station(args, store)
     plan = plan_resume(store, args.run)
     printer = _Printer(_mode(args))
     if not plan.setups:
@@ -146,6 +153,18 @@ async def _resume_async(args: argparse.Namespace) -> int:
     controller = RunController(plan.schedule, plan.setups, store, run_id=plan.run_id, mode=plan.mode, resuming=True)
     banner = f"resuming run {plan.run_id} on {', '.join(s.name for s in plan.setups)}"
     return await _drive(controller, None, store, printer, args, banner)
+
+
+async def _resume_station(args: argparse.Namespace, store: Store) -> int:
+    """A station run: its instruments re-identified, secured first, their lease buffers read back."""
+    plan = await resume_station(store, args.run, args.station)
+    printer = _Printer(_mode(args))
+    if not plan.setups:
+        await plan.station.close()
+        raise UserError(f"run '{args.run}' has no channel left to resume (finished: {', '.join(plan.finished)})")
+    controller = RunController(plan.schedule, plan.setups, store, run_id=plan.run_id, mode="station", resuming=True)
+    banner = f"resuming station run {plan.run_id} on {', '.join(s.name for s in plan.setups)}"
+    return await _drive(controller, plan.station, store, printer, args, banner)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -181,6 +200,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(handler=_run)
     r = sub.add_parser("resume", help="continue a run whose controller died, from its last checkpoints")
     r.add_argument("run", help="run id")
+    r.add_argument("--station", metavar="FILE",
+                   help="station file of a station run (default: the one recorded with the run)")  # fmt: skip
     r.add_argument("--db", default=DEFAULT_DB_URL, help=f"database URL (default {DEFAULT_DB_URL})")
     _output_options(r)
     live_options(r)

@@ -254,10 +254,15 @@ class Keithley2450(ScpiDriver):
                 message += f";:TRAC:CLE {other};:TRIG:BLOC:MEAS 1, {other}"
                 self._next_index = 1
             message += ";:INIT"
-        state = await self.transport.query(f"{message};:TRIG:STAT?", idempotent=True)
+        reply = await self.transport.query(f"{message};:TRIG:STAT?;:OUTP?", idempotent=True)
+        state, _, output = reply.rpartition(";")
         if not state.upper().startswith("RUNNING"):
             self._lease = None
             raise DriverError(self.name, ":TRIG:STAT?", f"the lease's trigger model is not running: {state!r}")
+        if output.strip() not in ("1", "ON"):  # renewing never turns an output back on
+            await self.transport.write(":ABOR", idempotent=True)
+            self._lease = None
+            raise DriverError(self.name, ":OUTP?", "the lease had run out: the instrument has turned its output off")
         self._lease = lease
 
     async def release_lease(self) -> None:

@@ -12,10 +12,11 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from licycler import __version__
 from licycler.clock import Clock, VirtualClock
+from licycler.drivers.interfaces import SampleBlock
 from licycler.engine.runner import ChannelRunner, Progress, RunObserver
 from licycler.engine.states import RunState
 from licycler.errors import UserError
@@ -46,6 +47,10 @@ class ChannelSetup:
     progress: Progress | None = None
     instrument: str = ""
     seed: int | None = None
+    replay: list[tuple[SampleBlock, bool]] | None = None
+    """A station resume: the interrupted step's blocks so far (stored, and read back from the instrument)."""
+    resumed: list[Event] = field(default_factory=list)
+    """A station resume: what it found (a ``controller_gap`` event), recorded as the channel starts."""
 
 
 def exit_status(states: dict[str, RunState]) -> int:
@@ -134,7 +139,8 @@ class RunController:
                 setup.name, self.schedule, setup.supervisor, clock=setup.clock, run_id=self.run_id,
                 writer=self.writer, events=self.events, progress=setup.progress, snapshot=setup.snapshot,
                 throttle_store=isinstance(setup.clock, VirtualClock), read_period_s=setup.supervisor.read_period_s,
-                read_phase_s=setup.supervisor.read_period_s * k / len(self.setups),
+                read_phase_s=setup.supervisor.read_period_s * k / len(self.setups), replay=setup.replay,
+                resumed=setup.resumed,
             )  # fmt: skip
             self.runners[setup.name].observers.extend(self.observers)
         tasks = {name: asyncio.create_task(r.run(), name=f"channel:{name}") for name, r in self.runners.items()}

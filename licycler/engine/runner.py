@@ -56,6 +56,10 @@ STORE_LAG_BATCHES = 32
 FLUSH_ROWS = 20_000
 """Samples kept in memory before a batch goes to the store (also flushed at every step end)."""
 
+FLUSH_PERIOD_S = 5.0
+"""On real time, the longest the recorded samples wait in memory before a batch goes to the store (s):
+what a dead controller can lose of its own, and the instrument's lease buffer still holds."""
+
 
 @runtime_checkable
 class SegmentChannel(Protocol):
@@ -109,6 +113,9 @@ class Progress:
     accounting: dict[str, Any] = field(default_factory=lambda: CycleAccounting().state())
     finished: bool = False
     monitors: dict[str, Any] = field(default_factory=dict)
+    station: dict[str, Any] = field(default_factory=dict)
+    """On a station: the instrument's identity and how its readings map onto the run's clock
+    (see :meth:`ChannelSupervisor.resume_state`), for a resume by another controller."""
 
     def to_json(self) -> dict[str, Any]:
         """The fields as a dict for ``json.dumps`` at once (shallow: nested values are shared)."""
@@ -197,6 +204,8 @@ class ChannelRunner:
         max_segment: int = 1000,
         throttle_store: bool = False,
         read_phase_s: float = 0.0,
+        replay: list[tuple[SampleBlock, bool]] | None = None,
+        resumed: list[Event] | None = None,
     ) -> None:
         self.name = name
         self.schedule = schedule
@@ -228,6 +237,18 @@ class ChannelRunner:
         self.observers: list[RunObserver] = []
         self._reach_cache: tuple[object, bool] = (None, False)
         self.reads = ReadSchedule(read_period_s, phase_s=read_phase_s)
+        self._replay = list(replay or [])
+        """Blocks the interrupted step already had, fed before the instrument is read: (block, whether
+        to record it) -- stored samples are not recorded again, the instrument's read-back ones are."""
+        self._replay_record = True
+        self._gap_from: float | None = self.progress.t_s if replay is not None else None
+        """A station resume: the clock time of the last reading known before the controller was away."""
+        self._resumed = list(resumed or [])
+        self._skip_checkpoint = replay is not None
+        self._last_flush = clock.now()
+        self._step: Step | None = None
+        self._t0 = 0.0
+        self.supervisor.lease_horizon = self._step_horizon
         self.monitors: MonitorSuite | None = (
             MonitorSuite(schedule, name, self.events.emit, self.progress.monitors) if schedule.watch.enabled else None
         )
@@ -253,6 +274,12 @@ class ChannelRunner:
         """Execute from ``progress.position`` to the end; returns the final state."""
         steps = self.schedule.steps
         self.machine.to(RunState.RUNNING, "start", f"from step {self.progress.position}")
+        for event in self._resumed:  # what the resume found (controller_gap ...), numbered as this channel's
+            self.events.emit(event)
+        if self.supervisor.lease_waived:
+            self.events.emit(Event(self.clock.now(), "safety", "warning", "no_lease",
+                                   f"{self.channel.name} runs without a lease (station file: lease: none): if the "
+                                   "controller dies, its output stays on until someone comes", self.name))  # fmt: skip
         if self.progress.step_seq == 0:  # a new run starts now on the clock (its samples are mapped onto it)
             self.progress.t_s = max(self.progress.t_s, self.clock.now())
         try:
@@ -263,7 +290,9 @@ class ChannelRunner:
                 if not isinstance(self.clock, VirtualClock):  # on real time: no fresh sample -> safe state
                     self.supervisor.start_watchdog()
                 while self.progress.position < len(steps):
-                    await self._checkpoint()
+                    if not self._skip_checkpoint:  # a station resume continues the checkpoint it started from
+                        await self._checkpoint()
+                    self._skip_checkpoint = False
                     step = steps[self.progress.position]
                     end = await self._run_step(step)
                     if end.by == "aborted":
@@ -343,12 +372,15 @@ class ChannelRunner:
         self.supervisor.checker.new_step()
         self.recorder.start_step(t0)
         self._step_q = self._step_e = self._paused_s = 0.0
+        self._t0 = t0
         try:
             step, stop = await self._monitor_start(step, t0)
             if stop:
                 end = StepEnd("aborted", t0)
             else:
+                self._step = step
                 await self._apply_setpoint(step)
+                await self.supervisor.renew_lease()  # a new step: a new horizon for the lease
                 end = await self._step_loop(step, t0)
         finally:
             if step.limits is not None:
@@ -389,10 +421,13 @@ class ChannelRunner:
             end = self._consume(step, t0 + self._paused_s, block)
             if self.monitors is not None:
                 step, stop = await self._monitor_block(step, t0, t_prev, block, end is None)
+                self._step = step
                 if stop:
                     return StepEnd("aborted", self.progress.t_s)
             until = step.until  # a derate may have stretched it
-            if self._pending_rows >= FLUSH_ROWS:
+            if self._pending_rows >= FLUSH_ROWS or (
+                not self.throttle_store and self.clock.now() - self._last_flush >= FLUSH_PERIOD_S
+            ):
                 await self._check_store()
                 self._flush()
                 await self._keep_up()
@@ -401,7 +436,31 @@ class ChannelRunner:
             if until.time_s is not None and self.progress.t_s - t0 - self._paused_s >= until.time_s - 1e-9:
                 return StepEnd("time", self.progress.t_s)
 
+    def _step_horizon(self) -> float | None:
+        """Where the running step is due to end (clock s): its time limit, or its capacity at its
+        current; None when it has neither (or between steps). The lease reaches no further."""
+        step = self._step
+        if step is None:
+            return None
+        until = step.until
+        ends: list[float] = []
+        if until.time_s is not None:
+            ends.append(self._t0 + self._paused_s + until.time_s)
+        if until.capacity_c is not None and step.kind in ("plate", "strip") and step.current_a:
+            left = max(until.capacity_c - abs(self._step_q), 0.0)
+            ends.append(self.progress.t_s + left / abs(step.current_a))
+        return min(ends) if ends else None
+
     async def _next_block(self, step: Step, t0: float) -> SampleBlock:
+        if self._replay:
+            block, self._replay_record = self._replay.pop(0)
+            if len(block):
+                self._gap_from = float(block.time_s[-1])
+            return block
+        self._replay_record = True
+        if self._gap_from is not None:  # the controller was away from the last reading to now: not step time
+            self._paused_s += max(self.clock.now() - self._gap_from, 0.0)
+            self._gap_from = None
         channel = self.channel
         if isinstance(channel, SegmentChannel):
             n = self._segment_length(step, t0, channel.sample_period_s)
@@ -714,7 +773,7 @@ class ChannelRunner:
     def _record(self, t: np.ndarray, v: np.ndarray, i: np.ndarray, q: np.ndarray, *, last: bool) -> None:
         keep = self.recorder.keep(t, v, q, last)
         n = int(keep.sum())
-        if not n:
+        if not n or not self._replay_record:  # nothing kept, or samples the store has already
             return
         p = self.progress
         seq = np.arange(p.sample_seq, p.sample_seq + n, dtype=np.int64)
@@ -762,6 +821,7 @@ class ChannelRunner:
                            metrics)  # fmt: skip
         self._samples, self._steps, self._cycles, self.buffer.pending = [], [], [], []
         self._pending_rows = 0
+        self._last_flush = self.clock.now()
         return batch
 
     def _flush(self, final: bool = False) -> None:
@@ -794,6 +854,7 @@ class ChannelRunner:
         self.progress.accounting = self.accounting.state()
         if self.monitors is not None:
             self.progress.monitors = self.monitors.state()
+        self.progress.station = self.supervisor.resume_state()
         batch = self._batch()
         batch.checkpoint = {
             "sample_seq": self.progress.sample_seq,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ __all__ = ["ChannelSupervisor", "InterlockError", "PressureInterlock", "SafetyTr
 
 Value = float | str | bool | None
 
-LEASE_SLACK_READS = 3
+LEASE_SLACK_READS = 2
 """How many read periods a lease may reach past the step's expected end (the engine's horizon)."""
 
 
@@ -107,6 +108,8 @@ class ChannelSupervisor:
         self.stuck_count = stuck_count
         self.checker = BlockChecker(area_m2=area_m2, stuck_count=stuck_count)
         self.lease_s = lease_s
+        self.lease_waived = False
+        """True when the station file said ``lease: none`` for this instrument (warned at every run start)."""
         self.lease_horizon: Callable[[], float | None] | None = None
         self._leased_at: float | None = None
         self._lease_end_s = 0.0
@@ -114,6 +117,8 @@ class ChannelSupervisor:
         self.last_pressure_pa: float | None = None
         """The stack pressure read with the last block (Pa), None without a rig."""
         self.armed = False
+        self.identity: str | None = None
+        """The instrument's identity as it answered at the last arming (``*IDN?`` or the like)."""
         self._last_sample_t: float | None = None
         self._time_offset_s: float | None = None
         self._last_instrument_t = -np.inf
@@ -197,6 +202,7 @@ class ChannelSupervisor:
     async def check_identity(self) -> str:
         """Query the identity and compare it with the configured one (substring, case-insensitive)."""
         identity = await self.channel.identify()
+        self.identity = identity
         if self.expected_identity and self.expected_identity.lower() not in identity.lower():
             raise InterlockError(
                 f"{self.name}: instrument identifies as '{identity}', expected '{self.expected_identity}'"
@@ -333,8 +339,44 @@ class ChannelSupervisor:
             if self._last_mapped_t is not None:
                 offset = max(offset, self._last_mapped_t - float(t[0]) + 1e-6)
             self._time_offset_s = offset
+            self._emit("time_base", "anchored", "instrument times mapped onto the run's clock", self.resume_state())
         self._last_instrument_t = float(t[-1])
         mapped = t + self._time_offset_s
+        self._last_mapped_t = float(mapped[-1])
+        return SampleBlock(time_s=mapped, voltage_v=block.voltage_v, current_a=block.current_a)
+
+    def resume_state(self) -> dict[str, Value]:
+        """What another controller needs to take this channel over (flat, JSON-able): the instrument's
+        identity, the driver's time base (``base.*``), the offset from instrument to run-clock time (s),
+        the last instrument time mapped, and the wall-clock time of the run's clock zero (Unix s)."""
+        state: dict[str, Value] = {
+            "identity": self.identity,
+            "time_offset_s": self._time_offset_s,
+            "last_instrument_s": None if not np.isfinite(self._last_instrument_t) else self._last_instrument_t,
+            "clock_epoch_unix_s": time.time() - self.clock.now(),
+        }
+        if isinstance(self.channel, LeasedChannel):
+            state.update({f"base.{k}": v for k, v in self.channel.time_base().items()})
+        return state
+
+    def restore_time_mapping(self, state: Mapping[str, Value]) -> None:
+        """Map the instrument's times as the controller that recorded ``state`` (:meth:`resume_state`) did."""
+        if isinstance(self.channel, LeasedChannel):
+            base = {k[5:]: float(v) for k, v in state.items() if k.startswith("base.") and isinstance(v, int | float)}
+            self.channel.restore_time_base(base)
+        offset, last = state.get("time_offset_s"), state.get("last_instrument_s")
+        if isinstance(offset, int | float) and not isinstance(offset, bool):
+            self._time_offset_s = float(offset)
+        if isinstance(last, int | float) and not isinstance(last, bool):
+            self._last_instrument_t = float(last)
+            self._last_mapped_t = float(last) + (self._time_offset_s or 0.0)
+
+    def to_clock(self, block: SampleBlock) -> SampleBlock:
+        """A block of instrument times (on the restored mapping) on the run's clock; advances the mapping."""
+        if self._time_offset_s is None or not len(block):
+            return block
+        self._last_instrument_t = max(self._last_instrument_t, float(block.time_s[-1]))
+        mapped = block.time_s + self._time_offset_s
         self._last_mapped_t = float(mapped[-1])
         return SampleBlock(time_s=mapped, voltage_v=block.voltage_v, current_a=block.current_a)
 
