@@ -458,8 +458,9 @@ class ChannelRunner:
                 self._gap_from = float(block.time_s[-1])
             return block
         self._replay_record = True
-        if self._gap_from is not None:  # the controller was away from the last reading to now: not step time
+        if self._gap_from is not None:  # the controller was away from the last reading to now: not step time,
             self._paused_s += max(self.clock.now() - self._gap_from, 0.0)
+            self.progress.t_s = max(self.progress.t_s, self.clock.now())  # and no charge across the gap
             self._gap_from = None
         channel = self.channel
         if isinstance(channel, SegmentChannel):

@@ -1,0 +1,274 @@
+"""A controller killed (SIGKILL) or hung (SIGSTOP) during plating: the instrument turns its own output
+off within its lease, and ``licycler resume RUN --station FILE`` completes the run from the store and
+the readings the instrument kept.
+
+The emulated Keithley 2450 runs in this process on real time over TCP (the digital twin of a Li||Cu
+cell behind it); the controller is a ``licycler run --station`` subprocess reaching it through
+pyvisa-py. The output state is checked by a separate raw-socket client, the renewals are read from
+the instrument's own record of the lines it executed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from licycler.cli.sim_serve import build_world
+from licycler.clock import RealTimeClock
+from licycler.sim_instruments.keithley2450 import Keithley2450 as Emulation
+from licycler.sim_instruments.scpi.server import ScpiTcpServer
+from licycler.store import Store
+
+LEASE_S = 2.0
+READ_PERIOD_S = 0.1
+PLATE_S = 60.0
+CURRENT_A = 2e-3
+SCHEDULE = f"""\
+name: lease kill Li||Cu
+cell: {{chemistry: Li||Cu, electrode_area: 1 cm^2}}
+limits: {{voltage_min: -1 V, voltage_max: 3.5 V}}
+record: {{every: 0.5 s}}
+watch: {{enabled: false}}
+steps:
+  - rest: 1 s
+  - plate: {{current: 2 mA/cm^2, until: {{capacity: {CURRENT_A * PLATE_S / 3.6:.6g} mAh/cm^2, voltage_below: -1 V}}}}
+  - strip: {{current: 2 mA/cm^2, until: {{voltage_above: 1 V, time: {2 * PLATE_S:g} s}}}}
+"""
+PLATE_C = CURRENT_A * PLATE_S
+
+
+@dataclass
+class Bench:
+    """One emulated 2450 on a Li||Cu twin, served on loopback, with a record of when it did what."""
+
+    server: ScpiTcpServer
+    emulation: Emulation
+    clock: RealTimeClock
+    inits: list[float] = field(default_factory=list)
+    """Clock times of the lines that (re)started the lease's trigger model."""
+
+    async def raw(self, line: str) -> str:
+        """One query over a separate raw socket (not the controller's connection)."""
+        reader, writer = await asyncio.open_connection(self.server.host, self.server.port)
+        try:
+            writer.write(line.encode() + b"\n")
+            await writer.drain()
+            return (await asyncio.wait_for(reader.readline(), 5)).decode().strip()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    async def output_off_at(self, timeout_s: float) -> float:
+        """Poll the instrument until its output reads off and high impedance; the clock time then."""
+        deadline = self.clock.now() + timeout_s
+        while self.clock.now() < deadline:
+            if await self.raw(":OUTP?;:OUTP:CURR:SMOD?") == "0;HIMP":
+                return self.clock.now()
+            await asyncio.sleep(0.02)  # a client polling an instrument: the interval of its queries
+        raise AssertionError(f"the output was still on {timeout_s} s later")
+
+    def station(self, tmp: Path) -> Path:
+        path = tmp / "station.yaml"
+        path.write_text(f"""\
+name: lease bench
+lease: {LEASE_S} s
+read_period: {READ_PERIOD_S} s
+limits: {{voltage_min: -1 V, voltage_max: 3.5 V, current_max: 10 mA}}
+instruments:
+  smu1: {{model: keithley2450, resource: "{self.server.resource}", timeout: 1 s}}
+channels:
+  ch1: {{instrument: smu1, electrode_area: 1 cm^2}}
+""")
+        return path
+
+
+@asynccontextmanager
+async def bench(seed: int, identity: str | None = None, port: int = 0) -> AsyncIterator[Bench]:
+    clock = RealTimeClock()
+    world = build_world("li-cu", clock, seed=seed)
+    # exact readings: a Li||Cu strip ends in a jump to the compliance (the voltage limit), which a
+    # noisy reading would put above the limit (a trip instead of the step's end)
+    emulation = Emulation(world.cell, clock, noise=False, seed=seed)
+    if identity is not None:
+        emulation.identity = identity
+    async with ScpiTcpServer(emulation, port=port) as server:
+        served = Bench(server, emulation, clock)
+        execute = emulation.execute_line
+
+        async def recorded(line: str) -> str | None:
+            reply = await execute(line)
+            if ":INIT" in line.upper() and emulation.trigger.running:
+                served.inits.append(clock.now())
+            return reply
+
+        emulation.execute_line = recorded  # type: ignore[method-assign]
+        yield served
+
+
+async def licycler(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "licycler", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 600)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+async def start_run(tmp: Path, b: Bench) -> asyncio.subprocess.Process:
+    (tmp / "schedule.yaml").write_text(SCHEDULE)
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "licycler", "run", str(tmp / "schedule.yaml"), "--station", str(b.station(tmp)),
+        "--db", f"sqlite:///{tmp / 'run.db'}", "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def until_plating(proc: asyncio.subprocess.Process, b: Bench) -> float:
+    """Wait (on the controller's own output) for the plating step; the clock time it began."""
+    assert proc.stdout is not None
+    while True:
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        assert line, "the controller ended before plating"
+        if b'"transition"' in line:
+            break
+    # the rest step is 1 s: plating starts once the level goes to the plating current
+    while abs(b.emulation.smu.current_level_a + CURRENT_A) > 1e-9 or not b.emulation.smu.output_on:
+        await asyncio.sleep(0.02)
+    return b.clock.now()
+
+
+@dataclass
+class Outcome:
+    killed_at_s: float
+    off_after_renewal_s: float
+    run_id: str
+    db: Path
+
+
+async def kill_once(tmp: Path, seed: int, when_s: float, how: signal.Signals) -> Outcome:
+    """Run, SIGKILL (or SIGSTOP, then SIGKILL) ``when_s`` into plating, see the output go off, resume."""
+    tmp.mkdir()
+    async with bench(seed) as b:
+        proc = await start_run(tmp, b)
+        start = await until_plating(proc, b)
+        await asyncio.sleep(max(start + when_s - b.clock.now(), 0.0))  # the random moment of the kill
+        os.kill(proc.pid, how)
+        killed = b.clock.now()
+        off = await b.output_off_at(LEASE_S + 5.0)
+        last_renewal = max(t for t in b.inits if t <= killed + 0.05)
+        if how is signal.SIGSTOP:
+            os.kill(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        store = Store(f"sqlite:///{tmp / 'run.db'}")
+        run_id = store.runs()[0]["run_id"]
+        store.close()
+        code, err = await licycler("resume", run_id, "--station", str(tmp / "station.yaml"),
+                                   "--db", f"sqlite:///{tmp / 'run.db'}", "--quiet")  # fmt: skip
+        assert code == 0, err
+        assert await b.raw(":OUTP?") == "0"  # the resumed run ended secured
+    return Outcome(killed - start, off - last_renewal, run_id, tmp / "run.db")
+
+
+def check_completed(outcome: Outcome, ref_ce: float) -> None:
+    store = Store(f"sqlite:///{outcome.db}")
+    try:
+        assert store.run(outcome.run_id)["status"] == "completed"  # type: ignore[index]
+        samples = store.samples(outcome.run_id, "ch1")
+        assert np.array_equal(samples.seq, np.arange(len(samples)))  # no duplicate, no gap in numbering
+        assert np.all(np.diff(samples.t_s) > 0)  # each reading once, in time order
+        steps = store.steps(outcome.run_id, "ch1")
+        assert [s["kind"] for s in steps] == ["rest", "plate", "strip"]
+        plate = steps[1]
+        assert abs(plate["charge_c"]) == pytest.approx(PLATE_C, rel=5e-3)  # delivered as scheduled
+        in_plate = samples.step_seq == plate["step_seq"]
+        t = samples.t_s[in_plate]
+        i = samples.current_a[in_plate]
+        sourced = np.abs(i) > 0.5 * CURRENT_A
+        # the readings the instrument kept while the controller was away are stored: plating
+        # readings continue up to where the lease ended, at the record interval
+        assert np.all(np.diff(t[sourced]) < 0.5 + 2 * READ_PERIOD_S + LEASE_S)
+        gaps = [e for e in store.events(outcome.run_id, "ch1") if e["kind"] == "controller_gap"]
+        assert len(gaps) == 1
+        assert gaps[0]["values"]["readings_recovered"] > 0
+        cycles = store.cycles(outcome.run_id, "ch1")
+        assert len(cycles) == 1
+        assert cycles[0]["ce"] == pytest.approx(ref_ce, abs=2e-3)
+    finally:
+        store.close()
+
+
+async def reference_ce(tmp: Path, seed: int) -> float:
+    tmp.mkdir()
+    async with bench(seed) as b:
+        proc = await start_run(tmp, b)
+        await asyncio.wait_for(proc.wait(), 600)
+        assert proc.returncode == 0
+    store = Store(f"sqlite:///{tmp / 'run.db'}")
+    cycles = store.cycles(store.runs()[0]["run_id"], "ch1")
+    store.close()
+    assert len(cycles) == 1
+    return float(cycles[0]["ce"])
+
+
+KILLS = 10
+
+
+@pytest.mark.slow
+async def test_sigkill_at_random_moments_of_plating_the_instrument_stops_and_resume_completes(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(20261207)
+    moments = [rng.uniform(1.0, PLATE_S - 0.5) for _ in range(KILLS)]
+    moments[-1] = PLATE_S - 0.4  # one just before the step's end: the lease stops at the step's end
+    jobs = [kill_once(tmp_path / f"k{k}", 100 + k, when, signal.SIGKILL) for k, when in enumerate(moments)]
+    ref, *outcomes = await asyncio.gather(reference_ce(tmp_path / "ref", 99), *jobs)
+    for outcome in outcomes:
+        assert outcome.off_after_renewal_s <= LEASE_S + 1.0, outcome
+        check_completed(outcome, ref)
+
+
+@pytest.mark.slow
+async def test_a_hung_controller_is_treated_like_a_dead_one(tmp_path: Path) -> None:
+    outcome = await kill_once(tmp_path / "stop", 7, 10.0, signal.SIGSTOP)
+    assert outcome.off_after_renewal_s <= LEASE_S + 1.0
+    store = Store(f"sqlite:///{outcome.db}")
+    assert store.run(outcome.run_id)["status"] == "completed"  # type: ignore[index]
+    store.close()
+
+
+async def test_a_swapped_instrument_is_refused_on_resume_and_left_secured(tmp_path: Path) -> None:
+    async with bench(3) as b:
+        proc = await start_run(tmp_path, b)
+        await until_plating(proc, b)
+        os.kill(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        port = b.server.port
+        await b.output_off_at(LEASE_S + 5.0)
+    other = "KEITHLEY INSTRUMENTS,MODEL 2450,04999999,1.6.4c"  # another 2450 at the same address
+    async with bench(4, identity=other, port=port) as swapped:
+        await swapped.raw(":OUTP:CURR:SMOD NORM;:SOUR:CURR -1E-3;:OUTP ON;*OPC?")  # left sourcing by someone
+        store = Store(f"sqlite:///{tmp_path / 'run.db'}")
+        run_id = store.runs()[0]["run_id"]
+        store.close()
+        code, err = await licycler("resume", run_id, "--db", f"sqlite:///{tmp_path / 'run.db'}")
+        assert code == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert "04999999" in lines[0]
+        assert "04365704" in lines[0]
+        assert "refusing" in lines[0]
+        assert await swapped.raw(":OUTP?;:OUTP:CURR:SMOD?") == "0;HIMP"  # untouched but secured
+    store = Store(f"sqlite:///{tmp_path / 'run.db'}")
+    assert store.run(run_id)["status"] != "completed"  # type: ignore[index]
+    assert not store.steps(run_id, "ch1")[1:]  # nothing ran on the other instrument
+    store.close()
