@@ -59,6 +59,9 @@ __all__ = [
 
 DEFAULT_LEASE_S = 10.0
 """The instruments' dead-man lease when the station file does not set one (s)."""
+WATCHDOG_MIN_S = 1.0
+"""The shortest silence (no fresh sample) a station channel's watchdog trips on, s: fast reads (10 Hz)
+must not fault a month-long run on a stall of a few periods (the instrument's lease covers a dead one)."""
 DEFAULT_READ_PERIOD_S = 1.0
 """How often each channel of a station is read when the file does not say (s)."""
 
@@ -326,7 +329,7 @@ async def open_station(
         supervisors[ch.name] = ChannelSupervisor(
             ch.name, smus[(ch.instrument, ch.channel)], clock=clock, events=events, limits=stack,
             area_m2=ch.area_m2, rig=rigs.get(ch.rig) if ch.rig else None, read_period_s=config.read_period_s,
-            lease_s=inst.lease_s,
+            lease_s=inst.lease_s, watchdog_factor=max(3.0, WATCHDOG_MIN_S / config.read_period_s),
         )  # fmt: skip
         supervisors[ch.name].lease_waived = inst.lease_s is None
     station = Station(config, supervisors, opened)

@@ -29,11 +29,11 @@ from licycler.events import Event
 from licycler.live import close_live, live_hook, live_options
 from licycler.protocols import load_protocol, load_schedule
 from licycler.protocols.schedule import Schedule
-from licycler.station import Station, load_station, open_station
+from licycler.station import Station, load_station, load_station_text, open_station
 from licycler.store import DEFAULT_DB_URL, Store
 from licycler.telemetry.hooks import close_telemetry, telemetry_hook, telemetry_options
 
-__all__ = ["EXIT_INTERRUPTED", "register", "resolve_schedule"]
+__all__ = ["EXIT_INTERRUPTED", "register", "register_serve", "resolve_schedule"]
 
 EXIT_INTERRUPTED = 130
 
@@ -165,6 +165,46 @@ async def _resume_station(args: argparse.Namespace, store: Store) -> int:
     controller = RunController(plan.schedule, plan.setups, store, run_id=plan.run_id, mode="station", resuming=True)
     banner = f"resuming station run {plan.run_id} on {', '.join(s.name for s in plan.setups)}"
     return await _drive(controller, plan.station, store, printer, args, banner)
+
+
+def _recorded_station_name(run: dict[str, Any]) -> str | None:
+    try:
+        return load_station_text(run["station_text"] or "", "recorded").name
+    except UserError:
+        return None
+
+
+async def _serve_async(args: argparse.Namespace) -> int:
+    """Resume every interrupted run of this station (status still ``running``: its controller died)."""
+    config = load_station(args.file)
+    store = Store(args.db, create=False)
+    runs = [
+        r["run_id"] for r in store.runs()
+        if r["mode"] == "station" and r["status"] == "running" and _recorded_station_name(r) == config.name
+    ]  # fmt: skip
+    if not runs:
+        print(f"station {config.name}: no interrupted run to resume", flush=True)
+        return 0
+    print(f"station {config.name}: resuming {', '.join(runs)}", flush=True)
+    resumes = [_resume_station(argparse.Namespace(**{**vars(args), "run": run_id, "station": args.file}), store)
+               for run_id in runs]  # fmt: skip
+    return max(await asyncio.gather(*resumes))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    return asyncio.run(_serve_async(args))
+
+
+def register_serve(actions: argparse._SubParsersAction[Any]) -> None:
+    """Add ``station serve FILE``."""
+    what = "resume every interrupted run of this station (its controller died) and run it to its end"
+    s = actions.add_parser("serve", help=what, description=f"{what[0].upper()}{what[1:]} (docs/station.md).")
+    s.add_argument("file", help="station file (YAML, see docs/station.md)")
+    s.add_argument("--db", default=DEFAULT_DB_URL, help=f"database URL (default {DEFAULT_DB_URL})")
+    _output_options(s)
+    live_options(s)
+    telemetry_options(s)
+    s.set_defaults(handler=_serve)
 
 
 def _run(args: argparse.Namespace) -> int:

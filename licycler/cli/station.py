@@ -115,7 +115,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add ``station check``."""
+    """Add ``station check`` and ``station serve``."""
     p = sub.add_parser("station", help="check a station file against its instruments (no current sourced)",
                        description=__doc__.splitlines()[0])  # fmt: skip
     actions = p.add_subparsers(dest="action", required=True, parser_class=type(p))
@@ -124,3 +124,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     c.add_argument("file", help="station file (YAML, see docs/station.md)")
     c.add_argument("--json", action="store_true", help="one JSON object per channel")
     c.set_defaults(handler=_check)
+    from licycler.cli.run import register_serve  # the serve action resumes runs: it lives with run/resume
+
+    register_serve(actions)

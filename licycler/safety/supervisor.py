@@ -413,6 +413,8 @@ class ChannelSupervisor:
         if violation is not None:
             await self.trip(violation)
             raise SafetyTripped(violation, block)
+        if self.tripped is not None:  # tripped meanwhile by another task (watchdog, emergency stop): secured
+            raise SafetyTripped(self.tripped, block)
         if self.lease_due() and self.armed:  # renewed with fresh, accepted samples only
             try:
                 await self._renew_lease()
