@@ -339,7 +339,8 @@ class ChannelSupervisor:
             if self._last_mapped_t is not None:
                 offset = max(offset, self._last_mapped_t - float(t[0]) + 1e-6)
             self._time_offset_s = offset
-            self._emit("time_base", "anchored", "instrument times mapped onto the run's clock", self.resume_state())
+            if isinstance(self.channel, LeasedChannel):  # what a resume needs to place the instrument's readings
+                self._emit("time_base", "anchored", "instrument times mapped onto the run's clock", self.resume_state())
         self._last_instrument_t = float(t[-1])
         mapped = t + self._time_offset_s
         self._last_mapped_t = float(mapped[-1])

@@ -2,10 +2,10 @@
 off within its lease, and ``licycler resume RUN --station FILE`` completes the run from the store and
 the readings the instrument kept.
 
-The emulated Keithley 2450 runs in this process on real time over TCP (the digital twin of a Li||Cu
-cell behind it); the controller is a ``licycler run --station`` subprocess reaching it through
-pyvisa-py. The output state is checked by a separate raw-socket client, the renewals are read from
-the instrument's own record of the lines it executed.
+The emulated Keithley 2450 and Keysight B2901A run in this process on real time over TCP (the digital
+twin of a Li||Cu cell behind each); the controller is a ``licycler run --station`` subprocess reaching
+it through pyvisa-py. The output state is checked by a separate raw-socket client, the renewals are
+read from the instrument's own record of the lines it executed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ import pytest
 
 from licycler.cli.sim_serve import build_world
 from licycler.clock import RealTimeClock
-from licycler.sim_instruments.keithley2450 import Keithley2450 as Emulation
+from licycler.sim_instruments.interfaces import CellTerminals
+from licycler.sim_instruments.keithley2450 import Keithley2450
+from licycler.sim_instruments.keysight_b2900 import KeysightB2900
+from licycler.sim_instruments.scpi import ScpiInstrument, SmuChannel
 from licycler.sim_instruments.scpi.server import ScpiTcpServer
 from licycler.store import Store
 
@@ -50,13 +53,39 @@ CE_SPREAD = 6e-3
 compliance, which the emulations (eleven in this process's loop) time to within a few readings."""
 
 
+@dataclass(frozen=True)
+class Kind:
+    """An instrument model as the station file names it, its emulation, and how to ask its output."""
+
+    model: str
+    serial: str
+    off_query: str
+    off_reply: str
+
+    def make(self, cell: CellTerminals, clock: RealTimeClock, serial: str | None = None) -> ScpiInstrument:
+        if self.model == "keithley2450":
+            emulation = Keithley2450(cell, clock, noise=False)
+            emulation.identity = emulation.identity.replace(self.serial, serial or self.serial)
+            return emulation
+        return KeysightB2900([cell], clock, model="B2901A", serial=serial or self.serial, noise=False)
+
+    @staticmethod
+    def smu(emulation: ScpiInstrument) -> SmuChannel:
+        return emulation.smu if isinstance(emulation, Keithley2450) else emulation.ch[1].smu  # type: ignore[attr-defined]
+
+
+K2450 = Kind("keithley2450", "04365704", ":OUTP?;:OUTP:CURR:SMOD?", "0;HIMP")
+B2901A = Kind("keysight-b2901a", "MY51140123", ":OUTP1?;:OUTP1:OFF:MODE?", "0;HIZ")
+
+
 @dataclass
 class Bench:
-    """One emulated 2450 on a Li||Cu twin, served on loopback, with a record of when it did what."""
+    """One emulated instrument on a Li||Cu twin, served on loopback, with a record of when it did what."""
 
     server: ScpiTcpServer
-    emulation: Emulation
+    emulation: ScpiInstrument
     clock: RealTimeClock
+    kind: Kind
     inits: list[float] = field(default_factory=list)
     """Clock times of the lines that (re)started the lease's trigger model."""
 
@@ -75,7 +104,7 @@ class Bench:
         """Poll the instrument until its output reads off and high impedance; the clock time then."""
         deadline = self.clock.now() + timeout_s
         while self.clock.now() < deadline:
-            if await self.raw(":OUTP?;:OUTP:CURR:SMOD?") == "0;HIMP":
+            if await self.raw(self.kind.off_query) == self.kind.off_reply:
                 return self.clock.now()
             await asyncio.sleep(0.02)  # a client polling an instrument: the interval of its queries
         raise AssertionError(f"the output was still on {timeout_s} s later")
@@ -88,7 +117,7 @@ lease: {LEASE_S} s
 read_period: {READ_PERIOD_S} s
 limits: {{voltage_min: -1 V, voltage_max: 3.5 V, current_max: 10 mA}}
 instruments:
-  smu1: {{model: keithley2450, resource: "{self.server.resource}", timeout: 1 s}}
+  smu1: {{model: {self.kind.model}, resource: "{self.server.resource}", timeout: 1 s}}
 channels:
   ch1: {{instrument: smu1, electrode_area: 1 cm^2}}
 """)
@@ -96,21 +125,19 @@ channels:
 
 
 @asynccontextmanager
-async def bench(seed: int, identity: str | None = None, port: int = 0) -> AsyncIterator[Bench]:
+async def bench(kind: Kind, serial: str | None = None, port: int = 0) -> AsyncIterator[Bench]:
     clock = RealTimeClock()
-    world = build_world("li-cu", clock, seed=seed)
+    world = build_world("li-cu", clock)
     # exact readings: a Li||Cu strip ends in a jump to the compliance (the voltage limit), which a
     # noisy reading would put above the limit (a trip instead of the step's end)
-    emulation = Emulation(world.cell, clock, noise=False, seed=seed)
-    if identity is not None:
-        emulation.identity = identity
+    emulation = kind.make(world.cell, clock, serial)
     async with ScpiTcpServer(emulation, port=port) as server:
-        served = Bench(server, emulation, clock)
+        served = Bench(server, emulation, clock, kind)
         execute = emulation.execute_line
 
         async def recorded(line: str) -> str | None:
             reply = await execute(line)
-            if ":INIT" in line.upper() and emulation.trigger.running:
+            if ":INIT" in line.upper() and kind.smu(emulation).output_on:  # a lease (re)started
                 served.inits.append(clock.now())
             return reply
 
@@ -145,7 +172,8 @@ async def until_plating(proc: asyncio.subprocess.Process, b: Bench) -> float:
         if b'"transition"' in line:
             break
     # the rest step is 1 s: plating starts once the level goes to the plating current
-    while abs(b.emulation.smu.current_level_a + CURRENT_A) > 1e-9 or not b.emulation.smu.output_on:
+    smu = b.kind.smu(b.emulation)
+    while abs(smu.current_level_a + CURRENT_A) > 1e-9 or not smu.output_on:
         await asyncio.sleep(0.02)
     return b.clock.now()
 
@@ -158,11 +186,11 @@ class Outcome:
     db: Path
 
 
-async def kill_once(tmp: Path, seed: int, when_s: float, how: signal.Signals, *, serve: bool = False) -> Outcome:
+async def kill_once(tmp: Path, kind: Kind, when_s: float, how: signal.Signals, *, serve: bool = False) -> Outcome:
     """Run, SIGKILL (or SIGSTOP, then SIGKILL) ``when_s`` into plating, see the output go off, resume
     (``licycler resume``, or ``licycler station serve`` as a service would after a reboot)."""
     tmp.mkdir()
-    async with bench(seed) as b:
+    async with bench(kind) as b:
         proc = await start_run(tmp, b)
         start = await until_plating(proc, b)
         await asyncio.sleep(max(start + when_s - b.clock.now(), 0.0))  # the random moment of the kill
@@ -181,7 +209,7 @@ async def kill_once(tmp: Path, seed: int, when_s: float, how: signal.Signals, *,
         how_resumed = ("station", "serve", station) if serve else ("resume", run_id, "--station", station)
         code, err = await licycler(*how_resumed, "--db", db, "--quiet")
         assert code == 0, err
-        assert await b.raw(":OUTP?") == "0"  # the resumed run ended secured
+        assert await b.raw(kind.off_query) == kind.off_reply  # the resumed run ended secured
     return Outcome(killed - start, off - last_renewal, run_id, tmp / "run.db")
 
 
@@ -213,9 +241,9 @@ def check_completed(outcome: Outcome, ref_ce: float) -> None:
         store.close()
 
 
-async def reference_ce(tmp: Path, seed: int) -> float:
+async def reference_ce(tmp: Path, kind: Kind) -> float:
     tmp.mkdir()
-    async with bench(seed) as b:
+    async with bench(kind) as b:
         proc = await start_run(tmp, b)
         await asyncio.wait_for(proc.wait(), 600)
         assert proc.returncode == 0
@@ -230,16 +258,19 @@ KILLS = 10
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", [K2450, B2901A], ids=["keithley2450", "keysight-b2901a"])
 async def test_sigkill_at_random_moments_of_plating_the_instrument_stops_and_resume_completes(
-    tmp_path: Path,
+    tmp_path: Path, kind: Kind
 ) -> None:
     rng = random.Random(20261207)
     moments = [rng.uniform(1.0, PLATE_S - 0.5) for _ in range(KILLS)]
     moments[-1] = PLATE_S - 0.4  # one just before the step's end: the lease stops at the step's end
-    jobs = [kill_once(tmp_path / f"k{k}", 100 + k, when, signal.SIGKILL) for k, when in enumerate(moments)]
+    jobs = [kill_once(tmp_path / f"k{k}", kind, when, signal.SIGKILL) for k, when in enumerate(moments)]
     half = KILLS // 2  # two rounds: five controllers at 10 Hz at a time on two cores
-    ref, *outcomes = await asyncio.gather(reference_ce(tmp_path / "ref", 99), *jobs[:half])
+    reference = asyncio.create_task(reference_ce(tmp_path / "ref", kind))
+    outcomes = list(await asyncio.gather(*jobs[:half]))
     outcomes += await asyncio.gather(*jobs[half:])
+    ref = await reference
     for outcome in outcomes:
         assert outcome.off_after_renewal_s <= LEASE_S + 1.0, outcome
         check_completed(outcome, ref)
@@ -247,7 +278,7 @@ async def test_sigkill_at_random_moments_of_plating_the_instrument_stops_and_res
 
 @pytest.mark.slow
 async def test_a_hung_controller_is_treated_like_a_dead_one(tmp_path: Path) -> None:
-    outcome = await kill_once(tmp_path / "stop", 7, 10.0, signal.SIGSTOP, serve=True)  # resumed by the service
+    outcome = await kill_once(tmp_path / "stop", K2450, 10.0, signal.SIGSTOP, serve=True)  # resumed by the service
     assert outcome.off_after_renewal_s <= LEASE_S + 1.0
     store = Store(f"sqlite:///{outcome.db}")
     assert store.run(outcome.run_id)["status"] == "completed"  # type: ignore[index]
@@ -255,15 +286,14 @@ async def test_a_hung_controller_is_treated_like_a_dead_one(tmp_path: Path) -> N
 
 
 async def test_a_swapped_instrument_is_refused_on_resume_and_left_secured(tmp_path: Path) -> None:
-    async with bench(3) as b:
+    async with bench(K2450) as b:
         proc = await start_run(tmp_path, b)
         await until_plating(proc, b)
         os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
         port = b.server.port
         await b.output_off_at(LEASE_S + 5.0)
-    other = "KEITHLEY INSTRUMENTS,MODEL 2450,04999999,1.6.4c"  # another 2450 at the same address
-    async with bench(4, identity=other, port=port) as swapped:
+    async with bench(K2450, serial="04999999", port=port) as swapped:  # another 2450 at the same address
         await swapped.raw(":OUTP:CURR:SMOD NORM;:SOUR:CURR -1E-3;:OUTP ON;*OPC?")  # left sourcing by someone
         store = Store(f"sqlite:///{tmp_path / 'run.db'}")
         run_id = store.runs()[0]["run_id"]
