@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from licycler.engine.run import ChannelSetup
 from licycler.engine.runner import Progress
@@ -20,7 +21,7 @@ from licycler.protocols.schedule import Schedule
 from licycler.store.sql import Store
 from licycler.yamlsource import load_yaml_text
 
-__all__ = ["ResumePlan", "plan_resume"]
+__all__ = ["ResumePlan", "plan_resume", "unfinished_run"]
 
 
 @dataclass
@@ -35,17 +36,23 @@ class ResumePlan:
     scenario_text: str | None
 
 
-def plan_resume(store: Store, run_id: str, *, stuck_count: int = 20) -> ResumePlan:
-    """Read the run and its checkpoints; refuse a run that is unknown, complete or not resumable.
-
-    ``stuck_count`` is the supervisor's stuck-reading setting for the restored channels.
-    """
+def unfinished_run(store: Store, run_id: str) -> dict[str, Any]:
+    """The run's record; UserError when there is no such run or it is already completed."""
     run = store.run(run_id)
     if run is None:
         known = ", ".join(r["run_id"] for r in store.runs()[-5:]) or "none"
         raise UserError(f"no run '{run_id}' in {store.url} (latest: {known})")
     if run["status"] == "completed":
         raise UserError(f"run '{run_id}' is already completed")
+    return run
+
+
+def plan_resume(store: Store, run_id: str, *, stuck_count: int = 20) -> ResumePlan:
+    """Read the run and its checkpoints; refuse a run that is unknown, complete or not resumable.
+
+    ``stuck_count`` is the supervisor's stuck-reading setting for the restored channels.
+    """
+    run = unfinished_run(store, run_id)
     if run["mode"] != "sim":
         raise UserError(f"run '{run_id}' ran on a station; resuming station runs needs the station file")
     schedule = parse_schedule(load_yaml_text(run["schedule_text"], run["schedule_source"]), run["schedule_text"],

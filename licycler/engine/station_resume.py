@@ -26,6 +26,7 @@ from typing import Any
 
 from licycler.clock import RealTimeClock
 from licycler.drivers.interfaces import LeasedChannel, SampleBlock
+from licycler.engine.resume import unfinished_run
 from licycler.engine.run import ChannelSetup
 from licycler.engine.runner import Progress
 from licycler.errors import UserError
@@ -97,12 +98,7 @@ def _next_seq(store: Store, run_id: str, channel: str, first_seq: int, kind: str
 async def resume_station(store: Store, run_id: str, station_path: str | None = None) -> StationResume:
     """Open the run's station, check its instruments, read back what they kept; raises UserError
     (after securing every channel) when the run cannot be continued."""
-    run = store.run(run_id)
-    if run is None:
-        known = ", ".join(r["run_id"] for r in store.runs()[-5:]) or "none"
-        raise UserError(f"no run '{run_id}' in {store.url} (latest: {known})")
-    if run["status"] == "completed":
-        raise UserError(f"run '{run_id}' is already completed")
+    run = unfinished_run(store, run_id)
     if run["mode"] != "station":
         raise UserError(f"run '{run_id}' is a hardware-free run: resume it without --station")
     config = _station_config(run, station_path)

@@ -18,9 +18,9 @@ import pytest
 from licycler.drivers.keithley2450 import Keithley2450
 from licycler.drivers.transport import VisaTransport
 from licycler.sim_instruments.clock import VirtualClock
-from licycler.sim_instruments.dummy_cell import DummyCell
 from licycler.sim_instruments.keithley2450 import Keithley2450 as Emulation
 from licycler.sim_instruments.scpi.server import ScpiTcpServer
+from tests.drivers.lease_bench import LeaseBench, RecordingCell
 
 CURRENT_A = 5e-3
 PERIOD_S = 0.1
@@ -29,53 +29,13 @@ READING_S = NPLC / 60 + 2e-4
 """How long the emulation takes for one reading (NPLC line cycles at 60 Hz, plus its overhead)."""
 
 
-class RecordingCell(DummyCell):
-    """A dummy cell that keeps every change of what drives it: (time, mode, level)."""
-
-    def __init__(self) -> None:
-        super().__init__(3.0, 100.0)
-        self.drive: list[tuple[float, str, float]] = []
-
-    def source_current(self, current_a: float, t_s: float) -> None:
-        super().source_current(current_a, t_s)
-        self.drive.append((t_s, "current", current_a))
-
-    def source_voltage(self, voltage_v: float, t_s: float) -> None:
-        super().source_voltage(voltage_v, t_s)
-        self.drive.append((t_s, "voltage", voltage_v))
-
-    def open_circuit(self, t_s: float) -> None:
-        super().open_circuit(t_s)
-        self.drive.append((t_s, "open", 0.0))
-
-
 @dataclass
-class Bench:
-    server: ScpiTcpServer
+class Bench(LeaseBench):
     emulation: Emulation
-    cell: RecordingCell
-    clock: VirtualClock
 
     def driver(self) -> Keithley2450:
         transport = VisaTransport(self.server.resource, name="2450", timeout_s=1.0, retries=1, reconnect_backoff_s=0.01)
         return Keithley2450(transport, name="2450 under test")
-
-    async def raw(self, line: str) -> str:
-        """One query from a separate raw-socket client (not the driver's connection)."""
-        reader, writer = await asyncio.open_connection(self.server.host, self.server.port)
-        try:
-            writer.write(line.encode() + b"\n")
-            await writer.drain()
-            return (await reader.readline()).decode().strip()
-        finally:
-            writer.close()
-            await writer.wait_closed()
-
-    async def move_to(self, t_s: float) -> None:
-        """Move the clock (nothing is sent to the instrument) and let its own timer act."""
-        self.clock.advance_to(t_s)
-        for _ in range(5):
-            await asyncio.sleep(0)
 
 
 @pytest.fixture

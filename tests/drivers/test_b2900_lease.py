@@ -20,35 +20,15 @@ import pytest
 from licycler.drivers import KeysightB2900, LeasedChannel, SourceMeasureChannel
 from licycler.drivers.errors import DriverError
 from licycler.sim_instruments.clock import VirtualClock
-from licycler.sim_instruments.dummy_cell import DummyCell
 from licycler.sim_instruments.keysight_b2900 import KeysightB2900 as B2900Emulation
 from licycler.sim_instruments.keysight_b2900 import _Channel
 from licycler.sim_instruments.scpi.server import ScpiTcpServer
 from tests.drivers.conftest import Served, transport_for
+from tests.drivers.lease_bench import RecordingCell
 from tests.sim_scpi.conftest import RawClient
 
 CURRENT_A = 1e-3
 VOLTAGE_V = 3.0 + 100.0 * CURRENT_A
-
-
-class RecordingCell(DummyCell):
-    """A dummy cell that keeps every drive change it was given: (time s, mode, level)."""
-
-    def __init__(self) -> None:
-        super().__init__(3.0, 100.0)
-        self.drives: list[tuple[float, str, float]] = []
-
-    def source_current(self, current_a: float, t_s: float) -> None:
-        super().source_current(current_a, t_s)
-        self.drives.append((t_s, "current", current_a))
-
-    def source_voltage(self, voltage_v: float, t_s: float) -> None:
-        super().source_voltage(voltage_v, t_s)
-        self.drives.append((t_s, "voltage", voltage_v))
-
-    def open_circuit(self, t_s: float) -> None:
-        super().open_circuit(t_s)
-        self.drives.append((t_s, "open", 0.0))
 
 
 @pytest.fixture
@@ -127,7 +107,7 @@ async def test_lease_readings_arrive_in_read_block(served: Served) -> None:
 async def test_rearming_never_turns_the_output_off(served: Served) -> None:
     driver = await sourcing(served)
     cell = cell_of(served)
-    drives_before = len(cell.drives)
+    drives_before = len(cell.drive)
     t0 = timer(served)
     await driver.arm_lease(5.0, 1.0)
     times = []
@@ -140,7 +120,7 @@ async def test_rearming_never_turns_the_output_off(served: Served) -> None:
     # one reading a second for the whole minute: no gap, none twice
     np.testing.assert_allclose(all_times, t0 + np.arange(1, 61), rtol=0, atol=1e-5)
     # the cell was never opened nor shorted: every drive after output-on is the same current
-    assert all(mode == "current" and level == CURRENT_A for _, mode, level in cell.drives[drives_before:])
+    assert all(mode == "current" and level == CURRENT_A for _, mode, level in cell.drive[drives_before:])
     assert [on for _, on, _ in channel_of(served).output_log] == [True]
     await driver.close()
 
@@ -158,7 +138,7 @@ async def test_without_renewal_the_output_goes_off_in_hiz_at_expiry(served: Serv
     ch = channel_of(served)
     assert not ch.smu.output_on  # the instrument acted on its own clock, before any command
     assert ch.output_log[-1][:2] == (armed_at + 5.0, False)
-    assert cell.drives[-1] == (armed_at + 5.0, "open", 0.0)  # HIZ: the cell left open
+    assert cell.drive[-1] == (armed_at + 5.0, "open", 0.0)  # HIZ: the cell left open
     raw = RawClient(served.server.port)
     try:
         assert await raw.ask(":OUTP1?;:OUTP1:OFF:MODE?;:OUTP1:OFF:AUTO?") == "0;HIZ;1"
@@ -255,7 +235,7 @@ async def test_an_abort_under_auto_off_turns_the_output_off(served: Served) -> N
         assert await raw.ask(":ABOR:ACQ (@1);:OUTP1?") == "0"
     finally:
         raw.close()
-    assert cell_of(served).drives[-1][1] == "open"
+    assert cell_of(served).drive[-1][1] == "open"
     with pytest.raises(DriverError, match="run out"):
         await driver.arm_lease(10.0, 1.0)  # renewing does not switch a lapsed output back on
     await driver.close()

@@ -23,7 +23,7 @@ from licycler.errors import UserError
 from licycler.sim_instruments.clock import VirtualClock
 from licycler.sim_instruments.keithley2450 import Keithley2450 as Emulation
 from licycler.sim_instruments.scpi.server import ScpiTcpServer
-from tests.drivers.test_2450_lease import RecordingCell
+from tests.drivers.lease_bench import LeaseBench, RecordingCell
 
 CURRENT_A = 5e-3
 PERIOD_S = 0.1
@@ -40,11 +40,8 @@ def map_data(name: str = "keithley2450") -> dict[str, Any]:
 
 
 @dataclass
-class Bench:
-    server: ScpiTcpServer
+class Bench(LeaseBench):
     emulation: Emulation
-    cell: RecordingCell
-    clock: VirtualClock
 
     def driver(self, command_map: CommandMap | None = None) -> LeasedGenericScpiSmu:
         driver = GenericScpiSmu.for_resource(
@@ -53,23 +50,6 @@ class Bench:
         )
         assert isinstance(driver, LeasedGenericScpiSmu)
         return driver
-
-    async def raw(self, line: str) -> str:
-        """One query from a separate raw-socket client (not the driver's connection)."""
-        reader, writer = await asyncio.open_connection(self.server.host, self.server.port)
-        try:
-            writer.write(line.encode() + b"\n")
-            await writer.drain()
-            return (await reader.readline()).decode().strip()
-        finally:
-            writer.close()
-            await writer.wait_closed()
-
-    async def move_to(self, t_s: float) -> None:
-        """Move the clock (nothing is sent to the instrument) and let its own timer act."""
-        self.clock.advance_to(t_s)
-        for _ in range(5):
-            await asyncio.sleep(0)
 
 
 @pytest.fixture
