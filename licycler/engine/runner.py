@@ -280,7 +280,7 @@ class ChannelRunner:
             self.events.emit(Event(self.clock.now(), "safety", "warning", "no_lease",
                                    f"{self.channel.name} runs without a lease (station file: lease: none): if the "
                                    "controller dies, its output stays on until someone comes", self.name))  # fmt: skip
-        if self.progress.step_seq == 0:  # a new run starts now on the clock (its samples are mapped onto it)
+        if self.progress.step_seq == 0 and self._gap_from is None:  # a new run starts now on the clock
             self.progress.t_s = max(self.progress.t_s, self.clock.now())
         try:
             async with self.supervisor.guard(f"on {self.name}"):
@@ -328,6 +328,11 @@ class ChannelRunner:
 
     def _advance(self, step: Step, end: StepEnd) -> bool:
         """Move ``progress.position`` per the step's action; False when the run stops here."""
+        if end.by == "controller_gap":  # on: {controller_gap: stop}
+            said = f"step {step.index} interrupted by the controller's absence: stop (on: controller_gap)"
+            self.events.emit(Event(end.t_s, "engine", "decision", "stop", said, self.name, {"step": step.index}))
+            self.progress.position = len(self.schedule.steps)
+            return False
         action = step.action(end.by) if end.by in step.until.names() else None
         if action is None or action.kind == "next":
             self.progress.position += 1
@@ -416,6 +421,9 @@ class ChannelRunner:
                 return StepEnd("aborted", self.progress.t_s)
             if self.schedule.suspend is not None and await self._suspend_if_needed(step) == "abort":
                 return StepEnd("aborted", self.progress.t_s)
+            if self._gap_from is not None and not self._replay and step.resume == "stop":
+                self._gap_from = None  # what the instrument kept is in; the step's rule ends the run here
+                return StepEnd("controller_gap", self.progress.t_s)
             block = await self._next_block(step, t0 + self._paused_s)
             t_prev = self.progress.t_s
             end = self._consume(step, t0 + self._paused_s, block)
@@ -451,6 +459,18 @@ class ChannelRunner:
             ends.append(self.progress.t_s + left / abs(step.current_a))
         return min(ends) if ends else None
 
+    def _end_gap(self, step: Step) -> None:
+        """The controller was away from the last reading to now: not step time, and no charge across
+        the gap. The step's ``on: {controller_gap: ...}`` rule: continue, or restart its counters."""
+        now = self.clock.now()
+        self._paused_s += max(now - (self._gap_from or now), 0.0)
+        self.progress.t_s = max(self.progress.t_s, now)
+        self._gap_from = None
+        if step.resume == "restart":  # the step again from here (the cycle keeps what it passed)
+            self._step_q = self._step_e = 0.0
+            self._paused_s = now - self._t0
+            self.recorder.start_step(now)
+
     async def _next_block(self, step: Step, t0: float) -> SampleBlock:
         if self._replay:
             block, self._replay_record = self._replay.pop(0)
@@ -458,10 +478,8 @@ class ChannelRunner:
                 self._gap_from = float(block.time_s[-1])
             return block
         self._replay_record = True
-        if self._gap_from is not None:  # the controller was away from the last reading to now: not step time,
-            self._paused_s += max(self.clock.now() - self._gap_from, 0.0)
-            self.progress.t_s = max(self.progress.t_s, self.clock.now())  # and no charge across the gap
-            self._gap_from = None
+        if self._gap_from is not None:
+            self._end_gap(step)
         channel = self.channel
         if isinstance(channel, SegmentChannel):
             n = self._segment_length(step, t0, channel.sample_period_s)

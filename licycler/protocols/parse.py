@@ -368,13 +368,20 @@ def _until(f: Field | None, ctx: _Context, allowed: tuple[str, ...]) -> Until:
     return Until(**values)
 
 
+GAP_RULES = {"continue": "remaining", "restart": "restart", "stop": "stop"}
+"""``on: {controller_gap: ...}``: what a resumed station run does with the step its controller died in."""
+
+
 def _actions(f: Field | None, until: Until, index: int, ctx: _Context) -> dict[str, Action]:
     if f is None:
         return {}
-    f.mapping(tuple(until.names()) or ("(no terminations)",))
+    f.mapping((*until.names(), "controller_gap"))
     out: dict[str, Action] = {}
     for key, child in f.items():
         value = child.value
+        if key == "controller_gap":
+            child.text(tuple(GAP_RULES))
+            continue
         if value in ("next", "stop"):
             out[key] = Action(value)
         elif isinstance(value, str) and value.startswith("goto "):
@@ -394,12 +401,18 @@ def _common(f: Field, ctx: _Context, kind: str, until: Until) -> dict[str, Any]:
     index = len(ctx.steps)
     label = f.get("label")
     resume = f.get("resume")
+    on = f.get("on")
+    gap = on.get("controller_gap") if on is not None and isinstance(on.value, dict) else None
+    if resume is not None and gap is not None:
+        raise gap.error("give either 'resume' or 'on: {controller_gap: ...}', not both")
     step_limits = f.get("limits")
     return {
         "index": index,
         "label": label.text() if label else None,
         "on": _actions(f.get("on"), until, index, ctx),
-        "resume": resume.text(("remaining", "restart")) if resume else "remaining",
+        "resume": resume.text(("remaining", "restart", "stop")) if resume else (
+            GAP_RULES[gap.text(tuple(GAP_RULES))] if gap else "remaining"
+        ),
         "limits": _limits(step_limits, ctx) if step_limits else None,
         "line": f.line,
         "template": ctx.template - 1,

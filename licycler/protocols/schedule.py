@@ -107,9 +107,11 @@ class Step:
     """One constant-setpoint step of the flat program.
 
     ``current_a`` is signed (plate < 0 < strip); ``voltage_v`` is the hold voltage for ``hold``;
-    ``pressure_pa`` the rig setpoint for ``pressure``. ``resume`` says what a resumed run does with
-    an interrupted step: ``remaining`` continues with what is left of its capacity and time,
-    ``restart`` runs it again. ``line`` is where the step is written in the schedule file.
+    ``pressure_pa`` the rig setpoint for ``pressure``. ``resume`` says what a resumed station run does
+    with the step its controller died in (``on: {controller_gap: continue|restart|stop}``):
+    ``remaining`` continues with what is left of its capacity and time, ``restart`` runs it again
+    (its charge and time counted from the resume; the cycle keeps every coulomb), ``stop`` ends the
+    run there. ``line`` is where the step is written in the schedule file.
     """
 
     index: int
@@ -120,7 +122,7 @@ class Step:
     pressure_pa: float | None = None
     label: str | None = None
     on: dict[str, Action] = field(default_factory=dict)
-    resume: Literal["remaining", "restart"] = "remaining"
+    resume: Literal["remaining", "restart", "stop"] = "remaining"
     limits: Limits | None = None
     line: int | None = None
     template: int = 0
