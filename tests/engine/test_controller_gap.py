@@ -5,6 +5,7 @@ every coulomb), ``stop`` (the run ends there). On a virtual clock, a dummy cell 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from licycler.engine import RunController, RunState
 from licycler.engine.runner import Progress
 from licycler.events import EventLog
 from licycler.protocols.parse import parse_schedule
-from licycler.yamlsource import load_yaml_text
+from licycler.yamlsource import InputError, load_yaml_text
 from tests.engine.conftest import dummy_channel
 
 CURRENT_A = 1e-3
@@ -102,5 +103,5 @@ limits: {voltage_min: -1 V, voltage_max: 1 V}
 steps:
   - plate: {current: 1 mA/cm^2, until: {time: 10 s}, resume: restart, on: {controller_gap: stop}}
 """
-    with pytest.raises(Exception, match="either 'resume' or 'on: {controller_gap"):
+    with pytest.raises(InputError, match=re.escape("twice.yaml:5: steps[0].plate.on.controller_gap: give either")):
         parse_schedule(load_yaml_text(text, "twice.yaml"), text, "twice.yaml")
