@@ -320,7 +320,9 @@ class EmStat4Channel:
             if self._running():
                 await self._restart()
 
-    def _script_for(self, current_a: float, run_time_s: float | None = None) -> ms.ConstantCurrentScript:
+    def _script_for(
+        self, current_a: float, run_time_s: float | None = None, interval_s: float | None = None
+    ) -> ms.ConstantCurrentScript:
         max_i = 0.1
         if self.firmware is not None and self.firmware.device_type in DEVICE_TYPES:
             max_i = DEVICE_TYPES[self.firmware.device_type][2]
@@ -334,7 +336,7 @@ class EmStat4Channel:
         try:
             return ms.ConstantCurrentScript(
                 current_a=current_a,
-                interval_s=self.sample_interval_s,
+                interval_s=interval_s if interval_s is not None else self.sample_interval_s,
                 run_time_s=run_time_s if run_time_s is not None else self.max_run_time_s,
                 current_range_a=current_range,
                 voltage_limit_v=self._voltage_limit_v,
@@ -394,7 +396,7 @@ class EmStat4Channel:
             script = self._script_for(self._current_a)
             await self._start_stream("cp", script.lines())
             return
-        plain = self._script_for(self._current_a, lease.run_time_s)
+        plain = self._script_for(self._current_a, lease.run_time_s, lease.read_period_s)
         start_ms = max(
             self._epoch_utc_ms + round(self._now_s() * 1000),
             self._epoch_utc_ms + math.ceil(self._last_time_s * 1000),

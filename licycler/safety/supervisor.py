@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -308,11 +309,18 @@ class ChannelSupervisor:
 
     def lease_due(self) -> bool:
         """Whether the lease wants renewing: a third of it has passed, or less than two read
-        periods of it are left (a short lease near a step's end)."""
+        periods of it are left while the step is due to end later than it reaches (a step that
+        runs late; one that ends on time is covered, and the next step renews)."""
         if self._leased_at is None or self.lease_s is None:
             return False
         now = self.clock.now()
-        return now - self._leased_at >= self.lease_s / 3 or self._lease_end_s - now < 2 * self.read_period_s
+        if now - self._leased_at >= self.lease_s / 3:
+            return True
+        if self._lease_end_s - now >= 2 * self.read_period_s:
+            return False
+        horizon = self.lease_horizon() if self.lease_horizon is not None else None
+        reach = math.inf if horizon is None else horizon + (LEASE_SLACK_READS - 0.5) * self.read_period_s
+        return self._lease_end_s < reach
 
     # --- samples ----------------------------------------------------------------------------
     async def read_block(self) -> SampleBlock:

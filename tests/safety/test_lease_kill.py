@@ -2,10 +2,11 @@
 off within its lease, and ``licycler resume RUN --station FILE`` completes the run from the store and
 the readings the instrument kept.
 
-The emulated Keithley 2450 and Keysight B2901A run in this process on real time over TCP (the digital
-twin of a Li||Cu cell behind each); the controller is a ``licycler run --station`` subprocess reaching
-it through pyvisa-py. The output state is checked by a separate raw-socket client, the renewals are
-read from the instrument's own record of the lines it executed.
+The emulated Keithley 2450 and Keysight B2901A run in this process on real time over TCP, the
+EmStat4 on a pseudo-terminal (the digital twin of a Li||Cu cell behind each); the controller is a
+``licycler run --station`` subprocess reaching it through pyvisa-py. The output state is checked by a
+separate raw-socket (or serial) client, the renewals are read from the instrument's own record of
+the lines it received.
 """
 
 from __future__ import annotations
@@ -22,20 +23,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import serial
 
 from licycler.cli.sim_serve import build_world
 from licycler.clock import RealTimeClock
+from licycler.sim_instruments.emstat4 import EmStat4Emulation
 from licycler.sim_instruments.interfaces import CellTerminals
 from licycler.sim_instruments.keithley2450 import Keithley2450
 from licycler.sim_instruments.keysight_b2900 import KeysightB2900
 from licycler.sim_instruments.scpi import ScpiInstrument, SmuChannel
 from licycler.sim_instruments.scpi.server import ScpiTcpServer
+from licycler.sim_instruments.serial_server import PtySerialServer, ReplyChannel
 from licycler.store import Store
 
 LEASE_S = 2.0
 READ_PERIOD_S = 0.1
 PLATE_S = 60.0
 CURRENT_A = 2e-3
+STRIP_TO_CUTOFF = "voltage_above: 1 V, time: {cap:g} s"
+STRIP_BY_TIME = "time: {quarter:g} s"
+"""The potentiostat's reading overloads (NaN, a trip) in the strip's final jump to the compliance: there
+the strip stops by time, with three quarters of the plated lithium stripped."""
 SCHEDULE = f"""\
 name: lease kill Li||Cu
 cell: {{chemistry: Li||Cu, electrode_area: 1 cm^2}}
@@ -45,7 +53,7 @@ watch: {{enabled: false}}
 steps:
   - rest: 1 s
   - plate: {{current: 2 mA/cm^2, until: {{capacity: {CURRENT_A * PLATE_S / 3.6:.6g} mAh/cm^2, voltage_below: -1 V}}}}
-  - strip: {{current: 2 mA/cm^2, until: {{voltage_above: 1 V, time: {2 * PLATE_S:g} s}}}}
+  - strip: {{current: 6 mA/cm^2, until: {{@STRIP@}}}}
 """
 PLATE_C = CURRENT_A * PLATE_S
 CE_SPREAD = 6e-3
@@ -61,6 +69,11 @@ class Kind:
     serial: str
     off_query: str
     off_reply: str
+    strip: str = STRIP_TO_CUTOFF
+
+    @property
+    def schedule(self) -> str:
+        return SCHEDULE.replace("@STRIP@", self.strip.format(cap=2 * PLATE_S / 3, quarter=PLATE_S / 4))
 
     def make(self, cell: CellTerminals, clock: RealTimeClock, serial: str | None = None) -> ScpiInstrument:
         if self.model == "keithley2450":
@@ -76,6 +89,7 @@ class Kind:
 
 K2450 = Kind("keithley2450", "04365704", ":OUTP?;:OUTP:CURR:SMOD?", "0;HIMP")
 B2901A = Kind("keysight-b2901a", "MY51140123", ":OUTP1?;:OUTP1:OFF:MODE?", "0;HIZ")
+EMSTAT4 = Kind("emstat4", "", "", "", STRIP_BY_TIME)
 
 
 @dataclass
@@ -88,6 +102,8 @@ class Bench:
     kind: Kind
     inits: list[float] = field(default_factory=list)
     """Clock times of the lines that (re)started the lease's trigger model."""
+    started: float | None = None
+    """Clock time the controller said the run started."""
 
     async def raw(self, line: str) -> str:
         """One query over a separate raw socket (not the controller's connection)."""
@@ -104,10 +120,17 @@ class Bench:
         """Poll the instrument until its output reads off and high impedance; the clock time then."""
         deadline = self.clock.now() + timeout_s
         while self.clock.now() < deadline:
-            if await self.raw(self.kind.off_query) == self.kind.off_reply:
+            if await self.is_off():
                 return self.clock.now()
             await asyncio.sleep(0.02)  # a client polling an instrument: the interval of its queries
         raise AssertionError(f"the output was still on {timeout_s} s later")
+
+    async def is_off(self) -> bool:
+        return await self.raw(self.kind.off_query) == self.kind.off_reply
+
+    def plating(self) -> bool:
+        smu = self.kind.smu(self.emulation)
+        return abs(smu.current_level_a + CURRENT_A) < 1e-9 and smu.output_on
 
     def station(self, tmp: Path) -> Path:
         path = tmp / "station.yaml"
@@ -124,8 +147,66 @@ channels:
         return path
 
 
+@dataclass
+class SerialBench(Bench):
+    """The EmStat4 on a pseudo-terminal: no SCPI; a separate serial client asks it."""
+
+    pty: PtySerialServer | None = None
+
+    async def is_off(self) -> bool:
+        """A new client on the pseudo-terminal: ``Z`` answers ``Z!0006`` (nothing to abort) once the
+        lease's script has ended by itself with its ``on_finished: cell_off``."""
+        assert self.pty is not None
+        port = serial.Serial(self.pty.device_path, 921600, timeout=2.0)
+        try:
+            await asyncio.to_thread(port.write, b"\nZ\n")
+            while (line := await asyncio.to_thread(port.read_until, b"\n")) not in (b"Z!0006\n", b""):
+                if line == b"Z\n":  # a script was running: it is aborted now, not off by itself
+                    return False
+            emulation = self.emulation
+            assert isinstance(emulation, EmStat4Emulation)
+            return line == b"Z!0006\n" and not emulation.cell_on
+        finally:
+            port.close()
+
+    def plating(self) -> bool:  # the rest step takes 1 s
+        return self.started is not None and self.clock.now() >= self.started + 1.3
+
+    async def output_off_at(self, timeout_s: float) -> float:
+        """When the instrument's own record says the cell went off (a ``Z`` from a client would
+        abort a script still running), then confirmed by a separate serial client."""
+        emulation = self.emulation
+        assert isinstance(emulation, EmStat4Emulation)
+        deadline = self.clock.now() + timeout_s
+        while emulation.cell_on or emulation.running:
+            assert self.clock.now() < deadline, f"the cell was still on {timeout_s} s later"
+            await asyncio.sleep(0.02)
+        off = emulation.cell_log[-1][0]
+        assert await self.is_off()
+        return off
+
+    def station(self, tmp: Path) -> Path:
+        assert self.pty is not None
+        path = tmp / "station.yaml"
+        path.write_text(f"""\
+name: lease bench
+lease: {LEASE_S} s
+read_period: {READ_PERIOD_S} s
+limits: {{voltage_min: -1 V, voltage_max: 3.5 V, current_max: 10 mA}}
+instruments:
+  pstat: {{model: emstat4, resource: "{self.pty.resource}", timeout: 1 s}}
+channels:
+  ch1: {{instrument: pstat, electrode_area: 1 cm^2}}
+""")
+        return path
+
+
 @asynccontextmanager
 async def bench(kind: Kind, serial: str | None = None, port: int = 0) -> AsyncIterator[Bench]:
+    if kind is EMSTAT4:
+        async with serial_bench() as b:
+            yield b
+        return
     clock = RealTimeClock()
     world = build_world("li-cu", clock)
     # exact readings: a Li||Cu strip ends in a jump to the compliance (the voltage limit), which a
@@ -145,6 +226,23 @@ async def bench(kind: Kind, serial: str | None = None, port: int = 0) -> AsyncIt
         yield served
 
 
+@asynccontextmanager
+async def serial_bench() -> AsyncIterator[SerialBench]:
+    clock = RealTimeClock()
+    emulation = EmStat4Emulation(build_world("li-cu", clock).cell, clock)
+    async with PtySerialServer(emulation) as pty:
+        served = SerialBench(None, emulation, clock, EMSTAT4, pty=pty)  # type: ignore[arg-type]
+        handle = emulation.handle_line
+
+        async def recorded(line: str, reply: ReplyChannel) -> None:
+            await handle(line, reply)
+            if line.strip() in ("Y", ""):  # a re-arm, or the end of a script sent (it starts)
+                served.inits.append(clock.now())
+
+        emulation.handle_line = recorded  # type: ignore[method-assign]
+        yield served
+
+
 async def licycler(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "licycler", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
@@ -155,7 +253,7 @@ async def licycler(*args: str) -> tuple[int, str]:
 
 
 async def start_run(tmp: Path, b: Bench) -> asyncio.subprocess.Process:
-    (tmp / "schedule.yaml").write_text(SCHEDULE)
+    (tmp / "schedule.yaml").write_text(b.kind.schedule)
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "licycler", "run", str(tmp / "schedule.yaml"), "--station", str(b.station(tmp)),
         "--db", f"sqlite:///{tmp / 'run.db'}", "--json",
@@ -170,10 +268,13 @@ async def until_plating(proc: asyncio.subprocess.Process, b: Bench) -> float:
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
         assert line, "the controller ended before plating"
         if b'"transition"' in line:
+            b.started = b.clock.now()
             break
     # the rest step is 1 s: plating starts once the level goes to the plating current
-    smu = b.kind.smu(b.emulation)
-    while abs(smu.current_level_a + CURRENT_A) > 1e-9 or not smu.output_on:
+    deadline = b.clock.now() + 30.0
+    while not b.plating():
+        assert proc.returncode is None, "the controller ended before plating"
+        assert b.clock.now() < deadline, "no plating within 30 s"
         await asyncio.sleep(0.02)
     return b.clock.now()
 
@@ -209,7 +310,7 @@ async def kill_once(tmp: Path, kind: Kind, when_s: float, how: signal.Signals, *
         how_resumed = ("station", "serve", station) if serve else ("resume", run_id, "--station", station)
         code, err = await licycler(*how_resumed, "--db", db, "--quiet")
         assert code == 0, err
-        assert await b.raw(kind.off_query) == kind.off_reply  # the resumed run ended secured
+        assert await b.is_off()  # the resumed run ended secured
     return Outcome(killed - start, off - last_renewal, run_id, tmp / "run.db")
 
 
@@ -258,7 +359,7 @@ KILLS = 10
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", [K2450, B2901A], ids=["keithley2450", "keysight-b2901a"])
+@pytest.mark.parametrize("kind", [K2450, B2901A, EMSTAT4], ids=["keithley2450", "keysight-b2901a", "emstat4"])
 async def test_sigkill_at_random_moments_of_plating_the_instrument_stops_and_resume_completes(
     tmp_path: Path, kind: Kind
 ) -> None:
@@ -266,10 +367,8 @@ async def test_sigkill_at_random_moments_of_plating_the_instrument_stops_and_res
     moments = [rng.uniform(1.0, PLATE_S - 0.5) for _ in range(KILLS)]
     moments[-1] = PLATE_S - 0.4  # one just before the step's end: the lease stops at the step's end
     jobs = [kill_once(tmp_path / f"k{k}", kind, when, signal.SIGKILL) for k, when in enumerate(moments)]
-    half = KILLS // 2  # two rounds: five controllers at 10 Hz at a time on two cores
-    reference = asyncio.create_task(reference_ce(tmp_path / "ref", kind))
-    outcomes = list(await asyncio.gather(*jobs[:half]))
-    outcomes += await asyncio.gather(*jobs[half:])
+    reference = asyncio.create_task(reference_ce(tmp_path / "ref", kind))  # eleven controllers at once
+    outcomes = await asyncio.gather(*jobs)
     ref = await reference
     for outcome in outcomes:
         assert outcome.off_after_renewal_s <= LEASE_S + 1.0, outcome
