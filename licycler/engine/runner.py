@@ -387,6 +387,9 @@ class ChannelRunner:
                 await self._apply_setpoint(step)
                 await self.supervisor.renew_lease()  # a new step: a new horizon for the lease
                 end = await self._step_loop(step, t0)
+                self._step = None  # until the next step's setpoint: the whole lease, not the ended step's
+                if end.by != "aborted":
+                    await self.supervisor.renew_lease()
         finally:
             if step.limits is not None:
                 self.supervisor.limits.pop(f"step {step.index}")
