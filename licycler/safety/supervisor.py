@@ -34,8 +34,10 @@ __all__ = ["ChannelSupervisor", "InterlockError", "PressureInterlock", "SafetyTr
 
 Value = float | str | bool | None
 
-LEASE_SLACK_READS = 2
-"""How many read periods a lease may reach past the step's expected end (the engine's horizon)."""
+LEASE_SLACK_READS = 3
+"""How many read periods a lease may reach past the step's expected end (the engine's horizon): the
+step's last reading comes up to a period after it, an instrument rounds a lease down to whole
+periods (up to one less), and a period is left for the engine to start the next step."""
 
 
 class SafetyTripped(RuntimeError):
@@ -300,7 +302,7 @@ class ChannelSupervisor:
             duration = min(duration, max(horizon - now, 0.0) + LEASE_SLACK_READS * self.read_period_s)
         await channel.arm_lease(duration, self.read_period_s)
         self._leased_at = now
-        self._lease_end_s = now + duration
+        self._lease_end_s = now + duration - self.read_period_s  # whole periods: it may end one sooner
 
     async def renew_lease(self) -> None:
         """Renew now if a lease is held (the engine calls it when a step starts: a new horizon)."""
@@ -319,7 +321,7 @@ class ChannelSupervisor:
         if self._lease_end_s - now >= 2 * self.read_period_s:
             return False
         horizon = self.lease_horizon() if self.lease_horizon is not None else None
-        reach = math.inf if horizon is None else horizon + (LEASE_SLACK_READS - 0.5) * self.read_period_s
+        reach = math.inf if horizon is None else horizon + (LEASE_SLACK_READS - 1.5) * self.read_period_s
         return self._lease_end_s < reach
 
     # --- samples ----------------------------------------------------------------------------

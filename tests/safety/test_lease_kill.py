@@ -38,7 +38,7 @@ from licycler.store import Store
 
 LEASE_S = 2.0
 READ_PERIOD_S = 0.1
-PLATE_S = 60.0
+PLATE_S = 75.0
 CURRENT_A = 2e-3
 STRIP_TO_CUTOFF = "voltage_above: 1 V, time: {cap:g} s"
 STRIP_BY_TIME = "time: {quarter:g} s"
@@ -330,8 +330,10 @@ def check_completed(outcome: Outcome, ref_ce: float) -> None:
         i = samples.current_a[in_plate]
         sourced = np.abs(i) > 0.5 * CURRENT_A
         # the readings the instrument kept while the controller was away are stored: plating
-        # readings continue up to where the lease ended, at the record interval
-        assert np.all(np.diff(t[sourced]) < 0.5 + 2 * READ_PERIOD_S + LEASE_S)
+        # readings continue at the record interval up to where the lease ended; the one gap is
+        # from there to the resume
+        spacing = np.sort(np.diff(t[sourced]))
+        assert spacing[-2] < 0.5 + 2 * READ_PERIOD_S
         gaps = [e for e in store.events(outcome.run_id, "ch1") if e["kind"] == "controller_gap"]
         assert len(gaps) == 1
         assert gaps[0]["values"]["readings_recovered"] > 0
@@ -355,19 +357,20 @@ async def reference_ce(tmp: Path, kind: Kind) -> float:
     return float(cycles[0]["ce"])
 
 
-KILLS = 10
+KILLS = {"keithley2450": 4, "keysight-b2901a": 3, "emstat4": 3}
+"""Ten random moments of plating over the three transports (each instrument's in one round)."""
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", [K2450, B2901A, EMSTAT4], ids=["keithley2450", "keysight-b2901a", "emstat4"])
+@pytest.mark.parametrize("kind", [K2450, B2901A, EMSTAT4], ids=list(KILLS))
 async def test_sigkill_at_random_moments_of_plating_the_instrument_stops_and_resume_completes(
     tmp_path: Path, kind: Kind
 ) -> None:
-    rng = random.Random(20261207)
-    moments = [rng.uniform(1.0, PLATE_S - 0.5) for _ in range(KILLS)]
+    rng = random.Random(f"20261207 {kind.model}")
+    moments = [rng.uniform(1.0, PLATE_S - 0.5) for _ in range(KILLS[kind.model])]
     moments[-1] = PLATE_S - 0.4  # one just before the step's end: the lease stops at the step's end
     jobs = [kill_once(tmp_path / f"k{k}", kind, when, signal.SIGKILL) for k, when in enumerate(moments)]
-    reference = asyncio.create_task(reference_ce(tmp_path / "ref", kind))  # eleven controllers at once
+    reference = asyncio.create_task(reference_ce(tmp_path / "ref", kind))  # beside the kills
     outcomes = await asyncio.gather(*jobs)
     ref = await reference
     for outcome in outcomes:
