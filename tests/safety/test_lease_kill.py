@@ -38,22 +38,22 @@ from licycler.store import Store
 
 LEASE_S = 2.0
 READ_PERIOD_S = 0.1
-PLATE_S = 75.0
+PLATE_S = 90.0
 CURRENT_A = 2e-3
 STRIP_TO_CUTOFF = "voltage_above: 1 V, time: {cap:g} s"
 STRIP_BY_TIME = "time: {quarter:g} s"
 """The potentiostat's reading overloads (NaN, a trip) in the strip's final jump to the compliance: there
 the strip stops by time, with three quarters of the plated lithium stripped."""
-SCHEDULE = f"""\
+SCHEDULE = """\
 name: lease kill Li||Cu
-cell: {{chemistry: Li||Cu, electrode_area: 1 cm^2}}
-limits: {{voltage_min: -1 V, voltage_max: 3.5 V}}
-record: {{every: 0.5 s}}
-watch: {{enabled: false}}
+cell: {chemistry: Li||Cu, electrode_area: 1 cm^2}
+limits: {voltage_min: -1 V, voltage_max: 3.5 V}
+record: {every: 0.5 s}
+watch: {enabled: false}
 steps:
   - rest: 1 s
-  - plate: {{current: 2 mA/cm^2, until: {{capacity: {CURRENT_A * PLATE_S / 3.6:.6g} mAh/cm^2, voltage_below: -1 V}}}}
-  - strip: {{current: 6 mA/cm^2, until: {{@STRIP@}}}}
+  - plate: {current: 2 mA/cm^2, until: {capacity: @CAPACITY@ mAh/cm^2, voltage_below: -1 V}}
+  - strip: {current: 6 mA/cm^2, until: {@STRIP@}}
 """
 PLATE_C = CURRENT_A * PLATE_S
 CE_SPREAD = 6e-3
@@ -71,9 +71,10 @@ class Kind:
     off_reply: str
     strip: str = STRIP_TO_CUTOFF
 
-    @property
-    def schedule(self) -> str:
-        return SCHEDULE.replace("@STRIP@", self.strip.format(cap=2 * PLATE_S / 3, quarter=PLATE_S / 4))
+    def schedule(self, plate_s: float = PLATE_S) -> str:
+        """The schedule with a plating step of ``plate_s`` (s) at 2 mA."""
+        strip = self.strip.format(cap=2 * plate_s / 3, quarter=plate_s / 4)
+        return SCHEDULE.replace("@STRIP@", strip).replace("@CAPACITY@", f"{CURRENT_A * plate_s / 3.6:.6g}")
 
     def make(self, cell: CellTerminals, clock: RealTimeClock, serial: str | None = None) -> ScpiInstrument:
         if self.model == "keithley2450":
@@ -252,8 +253,8 @@ async def licycler(*args: str) -> tuple[int, str]:
     return proc.returncode, err.decode()
 
 
-async def start_run(tmp: Path, b: Bench) -> asyncio.subprocess.Process:
-    (tmp / "schedule.yaml").write_text(b.kind.schedule)
+async def start_run(tmp: Path, b: Bench, plate_s: float = PLATE_S) -> asyncio.subprocess.Process:
+    (tmp / "schedule.yaml").write_text(b.kind.schedule(plate_s))
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "licycler", "run", str(tmp / "schedule.yaml"), "--station", str(b.station(tmp)),
         "--db", f"sqlite:///{tmp / 'run.db'}", "--json",
@@ -287,12 +288,14 @@ class Outcome:
     db: Path
 
 
-async def kill_once(tmp: Path, kind: Kind, when_s: float, how: signal.Signals, *, serve: bool = False) -> Outcome:
+async def kill_once(
+    tmp: Path, kind: Kind, when_s: float, how: signal.Signals, *, serve: bool = False, plate_s: float = PLATE_S
+) -> Outcome:
     """Run, SIGKILL (or SIGSTOP, then SIGKILL) ``when_s`` into plating, see the output go off, resume
     (``licycler resume``, or ``licycler station serve`` as a service would after a reboot)."""
     tmp.mkdir()
     async with bench(kind) as b:
-        proc = await start_run(tmp, b)
+        proc = await start_run(tmp, b, plate_s)
         start = await until_plating(proc, b)
         await asyncio.sleep(max(start + when_s - b.clock.now(), 0.0))  # the random moment of the kill
         os.kill(proc.pid, how)
@@ -380,7 +383,8 @@ async def test_sigkill_at_random_moments_of_plating_the_instrument_stops_and_res
 
 @pytest.mark.slow
 async def test_a_hung_controller_is_treated_like_a_dead_one(tmp_path: Path) -> None:
-    outcome = await kill_once(tmp_path / "stop", K2450, 10.0, signal.SIGSTOP, serve=True)  # resumed by the service
+    # resumed by the service, as after a reboot
+    outcome = await kill_once(tmp_path / "stop", K2450, 5.0, signal.SIGSTOP, serve=True, plate_s=15.0)
     assert outcome.off_after_renewal_s <= LEASE_S + 1.0
     store = Store(f"sqlite:///{outcome.db}")
     assert store.run(outcome.run_id)["status"] == "completed"  # type: ignore[index]
