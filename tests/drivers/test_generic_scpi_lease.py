@@ -20,10 +20,9 @@ import yaml
 from licycler.drivers.generic_scpi import CommandMap, GenericScpiSmu, LeasedGenericScpiSmu, bundled_map
 from licycler.drivers.interfaces import LeasedChannel, SourceMeasureChannel
 from licycler.errors import UserError
-from licycler.sim_instruments.clock import VirtualClock
 from licycler.sim_instruments.keithley2450 import Keithley2450 as Emulation
-from licycler.sim_instruments.scpi.server import ScpiTcpServer
-from tests.drivers.lease_bench import LeaseBench, RecordingCell
+from tests.drivers import lease_bench
+from tests.drivers.lease_bench import LeaseBench, served_2450
 
 CURRENT_A = 5e-3
 PERIOD_S = 0.1
@@ -54,19 +53,12 @@ class Bench(LeaseBench):
 
 @pytest.fixture
 async def bench() -> AsyncIterator[Bench]:
-    cell = RecordingCell()
-    clock = VirtualClock(auto_advance=False)
-    emulation = Emulation(cell, clock, noise=False)
-    async with ScpiTcpServer(emulation) as server:
-        yield Bench(server, emulation, cell, clock)
+    async with served_2450() as served:
+        yield Bench(*served)
 
 
 async def sourcing(driver: GenericScpiSmu) -> None:
-    await driver.connect()
-    await driver.configure_current_source(voltage_limit_v=5.0, nplc=NPLC)
-    await driver.set_current(CURRENT_A)
-    await driver.output_on()
-    assert await driver.output_enabled()  # a query on the same connection: every write has arrived
+    await lease_bench.sourcing(driver, CURRENT_A, NPLC)
 
 
 async def test_the_bundled_2450_map_gives_a_leased_channel_whose_readings_arrive_in_read_block(

@@ -133,6 +133,9 @@ class Bench:
         smu = self.kind.smu(self.emulation)
         return abs(smu.current_level_a + CURRENT_A) < 1e-9 and smu.output_on
 
+    def resource(self) -> str:
+        return self.server.resource
+
     def station(self, tmp: Path) -> Path:
         path = tmp / "station.yaml"
         path.write_text(f"""\
@@ -141,7 +144,7 @@ lease: {LEASE_S} s
 read_period: {READ_PERIOD_S} s
 limits: {{voltage_min: -1 V, voltage_max: 3.5 V, current_max: 10 mA}}
 instruments:
-  smu1: {{model: {self.kind.model}, resource: "{self.server.resource}", timeout: 1 s}}
+  smu1: {{model: {self.kind.model}, resource: "{self.resource()}", timeout: 1 s}}
 channels:
   ch1: {{instrument: smu1, electrode_area: 1 cm^2}}
 """)
@@ -186,20 +189,9 @@ class SerialBench(Bench):
         assert await self.is_off()
         return off
 
-    def station(self, tmp: Path) -> Path:
+    def resource(self) -> str:
         assert self.pty is not None
-        path = tmp / "station.yaml"
-        path.write_text(f"""\
-name: lease bench
-lease: {LEASE_S} s
-read_period: {READ_PERIOD_S} s
-limits: {{voltage_min: -1 V, voltage_max: 3.5 V, current_max: 10 mA}}
-instruments:
-  pstat: {{model: emstat4, resource: "{self.pty.resource}", timeout: 1 s}}
-channels:
-  ch1: {{instrument: pstat, electrode_area: 1 cm^2}}
-""")
-        return path
+        return self.pty.resource
 
 
 @asynccontextmanager
