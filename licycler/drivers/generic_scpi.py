@@ -634,11 +634,15 @@ class LeasedGenericScpiSmu(GenericScpiSmu):
             self._lease = None
             self._drain = None
 
-    async def arm_lease(self, duration_s: float, read_period_s: float) -> None:
+    lease_rests = False
+    """A command map declares no rest after the setpoint: the engine bounds the lease instead."""
+
+    async def arm_lease(self, duration_s: float, read_period_s: float, setpoint_s: float | None = None) -> None:
         """Arm (``lease.arm``, the count of readings asked before its last command) or re-arm
         (``lease.rearm``, or ``switch.rearm`` to change buffers) the lease, confirmed by
         ``running_query`` in the same message; DriverError if it does not run, or if the output
-        is off (a lease that had run out: arming does not turn the output on again)."""
+        is off (a lease that had run out: arming does not turn the output on again).
+        ``setpoint_s`` is not honoured (:attr:`lease_rests` is False)."""
         if not duration_s > 0 or not read_period_s > 0:
             raise ValueError(
                 f"lease and read period must be > 0 s, got {duration_s}, {read_period_s}"

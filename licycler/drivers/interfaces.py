@@ -186,11 +186,23 @@ class LeasedChannel(Protocol):
     lease_mechanism: str
     """One line naming the instrument's mechanism and its commands (events, docs, station check)."""
 
-    async def arm_lease(self, duration_s: float, read_period_s: float) -> None:
+    lease_rests: bool
+    """Whether :meth:`arm_lease` honours ``setpoint_s``: the instrument ends the setpoint by itself
+    and rests the cell at 0 A (output on) for the rest of the lease. When False the engine bounds
+    the lease itself to a few read periods past the step's end instead."""
+
+    async def arm_lease(self, duration_s: float, read_period_s: float, setpoint_s: float | None = None) -> None:
         """Arm the lease, or re-arm a running one without a gap in the sourced current: from now
         on the instrument reads every ``read_period_s`` (s) into its buffer and, unless armed again
         within ``duration_s`` (s), turns its output off in high impedance by itself. Called with
-        the output on and the source configured."""
+        the output on and the source configured.
+
+        ``setpoint_s`` (s from now), when given and :attr:`lease_rests`: the present setpoint holds
+        up to and including the first reading taken at or after ``setpoint_s``; from there the
+        instrument sources 0 A (a rest at open-circuit potential, output still on) until the lease
+        ends. So an instrument whose controller died ends the step where the step would have
+        ended, and the cell rests until the output goes off. ``setpoint_s`` 0 rests after the next
+        reading. A re-arm puts the setpoint back (the controller says the step goes on)."""
         ...
 
     async def release_lease(self) -> None:
