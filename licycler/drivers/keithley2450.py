@@ -20,14 +20,27 @@ The lease (:class:`~licycler.drivers.interfaces.LeasedChannel`) is a trigger mod
 manual, "Trigger model"; ``:TRIGger:BLOCk:...``)::
 
     :TRIG:LOAD "Empty"
-    :TRIG:BLOC:MEAS 1, "defbuffer1"          a reading into the lease buffer
-    :TRIG:BLOC:DEL:CONS 2, <period - reading time>
-    :TRIG:BLOC:BRAN:COUN 3, <N>, 1            N = lease / read period times round
-    :TRIG:BLOC:SOUR:STAT 4, OFF               then the output off (HIMP: the relay opens)
+    :TRIG:BLOC:MEAS 1, "defbuffer1"            a reading at the setpoint into the lease buffer
+    :TRIG:BLOC:BRAN:COUN 2, <N1>, 5             N1 readings at the setpoint (to the step's end)
+    :TRIG:BLOC:CONF:REC 3, "LICYCLER_REST", 1   then the rest: 0 A, the output still on
+    :TRIG:BLOC:BRAN:ALW 4, 7
+    :TRIG:BLOC:DEL:CONS 5, <period - reading time>
+    :TRIG:BLOC:BRAN:ALW 6, 1
+    :TRIG:BLOC:DEL:CONS 7, <period - reading time>
+    :TRIG:BLOC:MEAS 8, "defbuffer1"            N2 readings at rest (N1 + N2 = lease / period)
+    :TRIG:BLOC:BRAN:COUN 9, <N2>, 7
+    :TRIG:BLOC:DEL:CONS 10, <period - reading time>
+    :TRIG:BLOC:SOUR:STAT 11, OFF               then the output off (HIMP: the relay opens)
     :INIT
 
-re-armed by ``:ABOR;:INIT;:TRIG:STAT?`` in one program message: the abort leaves the output as it
-is and the model restarts at once with its counter reset, so the current never stops. While the
+The rest point is a source configuration list stored by :meth:`Keithley2450.configure_current_source`
+with the output off (``:SOUR:CURR 0``, ``:SOUR:CONF:LIST:CRE "LICYCLER_REST"``, ``:SOUR:CONF:LIST:STOR
+"LICYCLER_REST", 1``: the configured limit, range and output-off state at 0 A). N1 covers the lease
+unless the engine says where the step ends (``setpoint_s``): then the setpoint stops right after the
+first reading at or after it, as the step would have. Re-armed by ``:ABOR;:SOUR:CURR <setpoint>;
+:INIT;:TRIG:STAT?;:OUTP?`` in one program message: the abort leaves the output as it is, the level
+is put back (a rest may have begun) and the model restarts at once with its counters reset, so the
+current never stops. While the
 lease runs the instrument reads by itself (``:READ?`` is refused), and :meth:`Keithley2450.read_block`
 fetches the readings it took since the previous call from the buffer (``:TRAC:ACT?`` and, when
 there are new ones, ``:TRAC:DATA?``). The lease alternates between ``defbuffer1`` and
@@ -66,13 +79,18 @@ VOLTAGE_LIMIT_RANGE_V = (0.02, 210.0)
 NPLC_RANGE = (0.01, 10.0)
 
 
+_REST_LIST = '"LICYCLER_REST"'
+"""The source configuration list whose one point is the lease's rest (0 A, the configured limit)."""
+
+
 @dataclass
 class _Lease:
-    """The lease in force: duration and read period (s), readings per lease, the buffer in use."""
+    """The lease in force: the delay between readings (s), readings at the setpoint and at rest,
+    the buffer in use."""
 
-    duration_s: float
-    period_s: float
-    count: int
+    delay_s: float
+    at_setpoint: int
+    at_rest: int
     buffer: int = 0
     capacity: int = 100_000
 
@@ -87,8 +105,10 @@ class Keithley2450(ScpiDriver):
     manufacturers = ("KEITHLEY",)
     models = ("2450",)
     lease_mechanism = (
-        'trigger model :TRIG:BLOC:MEAS/DEL:CONS/BRAN:COUN N/SOUR:STAT OFF, re-armed by ":ABOR;:INIT"'
+        "trigger model :TRIG:BLOC:MEAS/BRAN:COUN N1/CONF:REC rest (0 A)/MEAS/BRAN:COUN N2/SOUR:STAT OFF, "
+        're-armed by ":ABOR;:SOUR:CURR <A>;:INIT"'
     )
+    lease_rests = True
 
     def __init__(
         self,
@@ -105,6 +125,8 @@ class Keithley2450(ScpiDriver):
         self._nplc = 1.0
         self._line_frequency_hz: float | None = None
         self._lease: _Lease | None = None
+        self._level_a = 0.0
+        """The setpoint (A): a re-arm puts it back, the lease's rest may have replaced it."""
         self._drain: tuple[str, int] | None = None
         """A lease buffer left behind by a switch, and the next reading of it not fetched yet."""
 
@@ -156,6 +178,7 @@ class Keithley2450(ScpiDriver):
             ":SENS:COUN 1",
             f":OUTP:CURR:SMOD {_OFF_MODES[off_mode]}",
             f":TRAC:CLE {_BUFFER}",  # readings taken before this configuration are not ours
+            ":SOUR:CURR 0",  # the lease's rest point: these settings at 0 A (the output is off)
         ]
         if self._lease is not None:  # a trigger model must not run while the source is set up
             commands.insert(0, ":ABOR")
@@ -165,6 +188,8 @@ class Keithley2450(ScpiDriver):
         self._drain = None
         self._nplc = nplc
         self._next_index = 1
+        self._level_a = 0.0
+        await self._store_rest_point()
         await self.check_errors("configure_current_source")
         limit = await self.query_number(":SOUR:CURR:VLIM?")
         if not abs(limit - voltage_limit_v) <= 1e-6 * max(1.0, abs(voltage_limit_v)):
@@ -189,6 +214,7 @@ class Keithley2450(ScpiDriver):
             raise ValueError(f"current_a must be within +-{MAX_CURRENT_A} A, got {current_a}")
         level = f":SOUR:CURR {format_number(current_a)}"
         await self.transport.write(f":ABOR;{level};:INIT" if self._lease is not None else level, idempotent=True)
+        self._level_a = current_a
 
     async def output_on(self) -> None:
         await self.transport.write(":OUTP ON", idempotent=True)
@@ -226,32 +252,56 @@ class Keithley2450(ScpiDriver):
             self._line_frequency_hz = await self.query_number(":SYST:LFR?")
         return self._nplc / self._line_frequency_hz
 
-    async def arm_lease(self, duration_s: float, read_period_s: float) -> None:
+    async def _store_rest_point(self) -> None:
+        """The active source settings (at 0 A, the output off) as the lease's rest: point 1 of
+        ``LICYCLER_REST``, made or overwritten (a list lives until the instrument is switched off)."""
+        t = self.transport
+        if _REST_LIST not in await t.query(":SOUR:CONF:LIST:CAT?"):
+            await t.write(f":SOUR:CONF:LIST:CRE {_REST_LIST}", idempotent=True)
+            await t.write(f":SOUR:CONF:LIST:STOR {_REST_LIST}", idempotent=True)
+        elif int(await self.query_number(f":SOUR:CONF:LIST:SIZE? {_REST_LIST}")) > 0:
+            await t.write(f":SOUR:CONF:LIST:STOR {_REST_LIST}, 1", idempotent=True)
+        else:
+            await t.write(f":SOUR:CONF:LIST:STOR {_REST_LIST}", idempotent=True)
+
+    async def arm_lease(self, duration_s: float, read_period_s: float, setpoint_s: float | None = None) -> None:
         if not duration_s > 0 or not read_period_s > 0:
             raise ValueError(f"lease and read period must be > 0 s, got {duration_s}, {read_period_s}")
-        delay_s = max(read_period_s - await self._reading_time_s(), 0.0)
-        count = max(1, math.floor(duration_s / read_period_s + 1e-9))
+        reading_s = await self._reading_time_s()
+        delay_s = max(read_period_s - reading_s, 0.0)
+        count = max(2, math.floor(duration_s / read_period_s + 1e-9))
+        # reading k (from 1) ends at (k - 1) * period + reading time: the first at or after setpoint_s
+        first = count - 1 if setpoint_s is None else math.ceil((setpoint_s - reading_s) / read_period_s + 1 - 1e-9)
+        at_setpoint = min(max(first, 1), count - 1)
+        at_rest = count - at_setpoint
         lease = self._lease
         if lease is None:  # build the model (the output is on, the source set up)
             capacity = int(await self.query_number(f":TRAC:POIN? {_BUFFER}"))
-            lease = _Lease(duration_s, read_period_s, count, 0, capacity)
+            lease = _Lease(delay_s, at_setpoint, at_rest, 0, capacity)
             self._next_index = int(await self.query_number(f":TRAC:ACT? {_BUFFER}")) + 1
-            for command in (':TRIG:LOAD "Empty"', f':TRIG:BLOC:MEAS 1, "{_LEASE_BUFFERS[0]}"',
-                            f":TRIG:BLOC:DEL:CONS 2, {format_number(delay_s)}", f":TRIG:BLOC:BRAN:COUN 3, {count}, 1",
-                            ":TRIG:BLOC:SOUR:STAT 4, OFF"):  # fmt: skip
+            buf = f'"{_LEASE_BUFFERS[0]}"'
+            for command in (':TRIG:LOAD "Empty"', f":TRIG:BLOC:MEAS 1, {buf}",
+                            f":TRIG:BLOC:BRAN:COUN 2, {at_setpoint}, 5", f":TRIG:BLOC:CONF:REC 3, {_REST_LIST}, 1",
+                            ":TRIG:BLOC:BRAN:ALW 4, 7", f":TRIG:BLOC:DEL:CONS 5, {format_number(delay_s)}",
+                            ":TRIG:BLOC:BRAN:ALW 6, 1", f":TRIG:BLOC:DEL:CONS 7, {format_number(delay_s)}",
+                            f":TRIG:BLOC:MEAS 8, {buf}", f":TRIG:BLOC:BRAN:COUN 9, {at_rest}, 7",
+                            f":TRIG:BLOC:DEL:CONS 10, {format_number(delay_s)}", ":TRIG:BLOC:SOUR:STAT 11, OFF"):  # fmt: skip
                 await self.transport.write(command, idempotent=True)
             await self.check_errors("arming the lease")
             message = ":INIT"
         else:
-            message = ":ABOR"
-            if (lease.duration_s, lease.period_s) != (duration_s, read_period_s):
-                message += f";:TRIG:BLOC:DEL:CONS 2, {format_number(delay_s)};:TRIG:BLOC:BRAN:COUN 3, {count}, 1"
-                lease.duration_s, lease.period_s, lease.count = duration_s, read_period_s, count
+            message = f":ABOR;:SOUR:CURR {format_number(self._level_a)}"
+            if lease.delay_s != delay_s:
+                d = format_number(delay_s)
+                message += f";:TRIG:BLOC:DEL:CONS 5, {d};:TRIG:BLOC:DEL:CONS 7, {d};:TRIG:BLOC:DEL:CONS 10, {d}"
+            if (lease.at_setpoint, lease.at_rest) != (at_setpoint, at_rest):
+                message += f";:TRIG:BLOC:BRAN:COUN 2, {at_setpoint}, 5;:TRIG:BLOC:BRAN:COUN 9, {at_rest}, 7"
+            lease.delay_s, lease.at_setpoint, lease.at_rest = delay_s, at_setpoint, at_rest
             if self._next_index - 1 > lease.capacity // 2 and self._drain is None:  # switch buffers
                 self._drain = (_LEASE_BUFFERS[lease.buffer], self._next_index)
                 lease.buffer = 1 - lease.buffer
                 other = f'"{_LEASE_BUFFERS[lease.buffer]}"'
-                message += f";:TRAC:CLE {other};:TRIG:BLOC:MEAS 1, {other}"
+                message += f";:TRAC:CLE {other};:TRIG:BLOC:MEAS 1, {other};:TRIG:BLOC:MEAS 8, {other}"
                 self._next_index = 1
             message += ";:INIT"
         reply = await self.transport.query(f"{message};:TRIG:STAT?;:OUTP?", idempotent=True)

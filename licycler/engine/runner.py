@@ -389,7 +389,7 @@ class ChannelRunner:
                 end = await self._step_loop(step, t0)
                 self._step = None  # until the next step's setpoint: the whole lease, not the ended step's
                 if end.by != "aborted":
-                    await self.supervisor.renew_lease()
+                    await self.supervisor.renew_lease(rest=True)  # the cell rests (0 A) where it can
         finally:
             if step.limits is not None:
                 self.supervisor.limits.pop(f"step {step.index}")
@@ -408,6 +408,7 @@ class ChannelRunner:
             if not isinstance(self.channel, VoltageSource):
                 raise NotSupported(self.name, "hold", "this instrument cannot source a voltage")
             await self.channel.set_voltage(step.voltage_v or 0.0)
+            self.supervisor.setpoint_is_current = False
             return
         if step.kind == "pressure" and self.supervisor.rig is not None and step.pressure_pa is not None:
             await self.supervisor.rig.set_pressure_setpoint_pa(step.pressure_pa)

@@ -35,9 +35,14 @@ __all__ = ["ChannelSupervisor", "InterlockError", "PressureInterlock", "SafetyTr
 Value = float | str | bool | None
 
 LEASE_SLACK_READS = 3
-"""How many read periods a lease may reach past the step's expected end (the engine's horizon): the
-step's last reading comes up to a period after it, an instrument rounds a lease down to whole
-periods (up to one less), and a period is left for the engine to start the next step."""
+"""How many read periods a lease may reach past the step's expected end (the engine's horizon), on
+an instrument that cannot rest the cell by itself (``lease_rests`` False): the step's last reading
+comes up to a period after it, an instrument rounds a lease down to whole periods (up to one less),
+and a period is left for the engine to start the next step. An instrument that rests holds the
+setpoint only to the horizon and then sources 0 A to the end of a whole lease."""
+REST_MARGIN_READS = 0.1
+"""How far past the horizon (read periods) the setpoint holds on an instrument that rests: the
+reading that completes the step's charge lies at or after the horizon, never just before it."""
 
 
 class SafetyTripped(RuntimeError):
@@ -114,6 +119,10 @@ class ChannelSupervisor:
         self.lease_waived = False
         """True when the station file said ``lease: none`` for this instrument (warned at every run start)."""
         self.lease_horizon: Callable[[], float | None] | None = None
+        self.setpoint_is_current = True
+        """False while the engine holds a voltage (a rest is a current of 0 A: only after a current)."""
+        self._rest_at_s = math.inf
+        """Clock time from which the instrument rests the cell (the setpoint ended by the lease)."""
         self._leased_at: float | None = None
         self._lease_end_s = 0.0
         self.tripped: Violation | None = None
@@ -158,6 +167,7 @@ class ChannelSupervisor:
         """
         self.armed = False
         self._leased_at = None
+        self._rest_at_s = math.inf
         verified, error = await self._try_safe_state(3)
         self._emit("secured", cause, message, {**(values or {}), "output_off_verified": verified,
                                                "driver_error": error or None})  # fmt: skip
@@ -272,6 +282,7 @@ class ChannelSupervisor:
         if current_a != 0.0 and (not self.armed or self.tripped is not None):
             raise InterlockError(f"{self.name}: not armed; refusing a current of {current_a:g} A")
         await self.channel.set_current(current_a)
+        self.setpoint_is_current = True
 
     async def output_on(self) -> None:
         """Turn the output on, only when armed and not tripped."""
@@ -289,25 +300,31 @@ class ChannelSupervisor:
         """Whether the instrument holds a lease now (armed with the output on)."""
         return self._leased_at is not None
 
-    async def _renew_lease(self) -> None:
-        """Arm the lease again from now: for the lease, or to a few read periods past the step's
-        end if that is sooner."""
+    async def _renew_lease(self, *, rest: bool = False) -> None:
+        """Arm the lease again from now, for the whole lease. An instrument that rests holds the
+        setpoint to the step's horizon (or rests at once: ``rest``, a step that has ended) and
+        rests the cell at 0 A after it; any other is cut to a few read periods past the horizon."""
         channel = self.channel
         assert self.lease_s is not None
         assert isinstance(channel, LeasedChannel)
         now = self.clock.now()
         duration = self.lease_s
-        horizon = self.lease_horizon() if self.lease_horizon is not None else None
-        if horizon is not None:
+        horizon = now if rest else self.lease_horizon() if self.lease_horizon is not None else None
+        setpoint_s: float | None = None
+        if horizon is not None and channel.lease_rests and self.setpoint_is_current:
+            setpoint_s = max(horizon - now, 0.0) + (0.0 if rest else REST_MARGIN_READS * self.read_period_s)
+        elif horizon is not None and not rest:
             duration = min(duration, max(horizon - now, 0.0) + LEASE_SLACK_READS * self.read_period_s)
-        await channel.arm_lease(duration, self.read_period_s)
+        await channel.arm_lease(duration, self.read_period_s, setpoint_s)
         self._leased_at = now
         self._lease_end_s = now + duration - self.read_period_s  # whole periods: it may end one sooner
+        self._rest_at_s = math.inf if setpoint_s is None else now + setpoint_s
 
-    async def renew_lease(self) -> None:
-        """Renew now if a lease is held (the engine calls it when a step starts: a new horizon)."""
+    async def renew_lease(self, *, rest: bool = False) -> None:
+        """Renew now if a lease is held: the engine calls it when a step starts (a new horizon),
+        and with ``rest`` when one ends (the cell rests until the next step's setpoint)."""
         if self._leased_at is not None and self.armed:
-            await self._renew_lease()
+            await self._renew_lease(rest=rest)
 
     def lease_due(self) -> bool:
         """Whether the lease wants renewing: a third of it has passed, or less than two read
@@ -318,9 +335,11 @@ class ChannelSupervisor:
         now = self.clock.now()
         if now - self._leased_at >= self.lease_s / 3:
             return True
+        horizon = self.lease_horizon() if self.lease_horizon is not None else None
+        if horizon is not None and now >= self._rest_at_s + 1.5 * self.read_period_s:
+            return True  # the instrument rests while the step goes on (its count fell just short)
         if self._lease_end_s - now >= 2 * self.read_period_s:
             return False
-        horizon = self.lease_horizon() if self.lease_horizon is not None else None
         reach = math.inf if horizon is None else horizon + (LEASE_SLACK_READS - 1.5) * self.read_period_s
         return self._lease_end_s < reach
 

@@ -8,10 +8,11 @@ output on/off and the output-off state ``:OUTP:<function>:SMOD NORM|HIMP|ZERO|GU
 elements, ``:TRAC:CLE``, ``:TRAC:POIN``, ``:TRAC:MAKE``, ``:TRAC:TRIG``), ``:COUNt``, ``:INIT`` /
 ``:ABOR`` (readings are taken in the background one reading period apart), the trigger model
 (``:TRIGger:LOAD "Empty"``, ``:TRIGger:BLOCk:MEASure|DELay:CONStant|BRANch:COUNter|BRANch:ALWays|
-SOURce:STATe|BUFFer:CLEar|NOP``, ``:TRIGger:BLOCk:LIST?``, ``:TRIGger:STATe?``; see
+SOURce:STATe|CONFig:RECall|BUFFer:CLEar|NOP``, ``:TRIGger:BLOCk:LIST?``, ``:TRIGger:STATe?``; see
 :mod:`licycler.sim_instruments.trigger_model`), run on the instrument's own clock, so that a model
 ending in a source-output-off block turns the output off when it ends whether or not anyone is
-connected, and the error queue in the 2450's format ``0,"No error;0;0 0"`` /
+connected, source configuration lists (``:SOURce:CONFiguration:LIST:CREate|STORe|RECall|SIZE?|
+CATalog?|DELete``; :mod:`licycler.sim_instruments.source_config`), and the error queue in the 2450's format ``0,"No error;0;0 0"`` /
 ``-113,"Undefined header;1;<s> <ns>"``.
 """
 
@@ -41,6 +42,7 @@ from licycler.sim_instruments.scpi import (
     SmuChannel,
     String,
 )
+from licycler.sim_instruments.source_config import SourceConfigLists
 from licycler.sim_instruments.trigger_model import Block, TriggerModel
 
 __all__ = ["Keithley2450"]
@@ -177,6 +179,8 @@ class Keithley2450(ScpiInstrument):
         self.buffers: dict[str, _Buffer] = {}
         self._acq: _Acquisition | None = None
         self.trigger = TriggerModel()
+        self.config_lists = SourceConfigLists()
+        """Kept through ``*RST``, as the instrument keeps them until power-off."""
         self.sense_function = "CURR:DC"
         self.count = 1
         self.nplc = {"VOLT:DC": 1.0, "CURR:DC": 1.0, "RES": 1.0}
@@ -271,6 +275,8 @@ class Keithley2450(ScpiInstrument):
             take()
             if action.kind == "output":
                 self.smu.update(at_s=action.t_s, output_on=action.state)
+            elif action.kind == "recall":
+                self._recall(action.buffer, action.index, at_s=action.t_s)
             else:
                 self._buffer(action.buffer).clear()
         take()
@@ -312,6 +318,35 @@ class Keithley2450(ScpiInstrument):
 
     def _store(self, buffer: str, r: Readings) -> None:
         self._buffer(buffer).append(r, self._values_of(r), _FUNC_CODES[self.sense_function])
+
+    def _recall(self, name: str, index: int, *, at_s: float | None = None) -> None:
+        """Make point ``index`` of configuration list ``name`` the active source settings."""
+        point = dict(self.config_lists.point(name, index))
+        smode = point.pop("smode")
+        assert isinstance(smode, dict)
+        self.smode = dict(smode)
+        self.smu.update(at_s=at_s, **point, off_mode=self.smode[str(point["source_function"])])
+
+    def _config_list_commands(self) -> list[Command]:
+        """``:SOURce:CONFiguration:LIST:...`` (the source configuration lists)."""
+        lists = self.config_lists
+        name = String(name="list")
+        index = Numeric(name="index", minimum=1, maximum=300_000, integer=True, optional=True)
+
+        def opt(call: Call) -> int | None:
+            value = call.arg(1)
+            return None if value is None else int(value)
+
+        head = ":SOURce#:CONFiguration:LIST"
+        return [
+            Command(f"{head}:CREate", set=lambda c: lists.create(str(c.args[0])), params=[name]),
+            Command(f"{head}:STORe", set=lambda c: lists.store(str(c.args[0]), opt(c), self.smu, self.smode),
+                    params=[name, index]),
+            Command(f"{head}:RECall", set=lambda c: self._recall(str(c.args[0]), opt(c) or 1), params=[name, index]),
+            Command(f"{head}:DELete", set=lambda c: lists.delete(str(c.args[0]), opt(c)), params=[name, index]),
+            Command(f"{head}:SIZE", query=lambda c: str(lists.size(str(c.args[0]))), query_params=[name]),
+            Command(f"{head}:CATalog", query=lambda c: lists.catalog()),
+        ]  # fmt: skip
 
     def _sync_smu(self) -> None:
         """Push the active function's NPLC and output-off state into the channel."""
@@ -429,6 +464,12 @@ class Keithley2450(ScpiInstrument):
         self._acq = None
         self.trigger.abort()
 
+    def _recall_block(self, call: Call) -> Block:
+        """A ``CONFig:RECall`` block: the list must exist (its point is checked when it runs)."""
+        name = str(call.args[1])
+        self.config_lists.size(name)
+        return Block("config_recall", buffer=name, count=int(call.arg(2, 1) or 1))
+
     def _trigger_commands(self) -> list[Command]:
         """``:TRIGger:LOAD "Empty"``, the blocks a lease needs and a few more, the model's state."""
         number = Numeric(name="block", minimum=1, maximum=63, integer=True)
@@ -458,6 +499,9 @@ class Keithley2450(ScpiInstrument):
             block("SOURce:STATe", lambda c: Block("source_state", state=bool(c.args[1])), [Boolean()]),
             block("BUFFer:CLEar", lambda c: Block("buffer_clear", buffer=str(c.args[1]).strip().lower()),
                   [buffer_name]),
+            block("CONFig:RECall", self._recall_block,
+                  [String(name="list"), Numeric(name="index", minimum=1, maximum=300_000, integer=True, optional=True,
+                                                default=1)]),
             block("NOP", lambda c: Block("nop"), []),
             Command(":TRIGger:BLOCk:LIST", query=lambda c: model.listing()),
             Command(":TRIGger:STATe", query=lambda c: model.query_state()),
@@ -673,6 +717,7 @@ class Keithley2450(ScpiInstrument):
         cmds.append(Command(":INITiate[:IMMediate]", set=self._initiate))
         cmds.append(Command(":ABORt", set=self._abort))
         cmds.extend(self._trigger_commands())
+        cmds.extend(self._config_list_commands())
         # -- system
         cmds.append(Command(":SYSTem:ERRor[:NEXT]",
                             query=lambda c: self.format_error(*self.pop_error())))

@@ -3,7 +3,9 @@
 A trigger model is a numbered list of blocks that the instrument runs by itself after ``:INIT``
 until it falls off the end or is stopped with ``:ABORt``: measure into a buffer, wait a constant
 delay, branch always or a set number of times (a counter per block, reset when the branching
-stops and when the model starts), switch the source output on or off, clear a buffer, do nothing.
+stops and when the model starts), switch the source output on or off, recall a point of a source
+configuration list (``CONFig:RECall``: the source settings stored there, level included), clear a
+buffer, do nothing.
 ``:TRIGger:STATe?`` answers ``<state>;<state>;<last block>`` with IDLE, RUNNING, EMPTY, BUILDING,
 ABORTED or FAILED.
 
@@ -32,7 +34,8 @@ DRY_RUN_STEPS = 100_000
 @dataclass(frozen=True)
 class Block:
     """One trigger-model block: ``kind`` one of ``measure``, ``delay``, ``branch_counter``,
-    ``branch_always``, ``source_state``, ``buffer_clear``, ``nop``."""
+    ``branch_always``, ``source_state``, ``config_recall``, ``buffer_clear``, ``nop``
+    (``buffer`` names the configuration list of a ``config_recall``, ``count`` its point)."""
 
     kind: str
     buffer: str = "defbuffer1"
@@ -49,6 +52,7 @@ class Block:
             "branch_counter": f"BRANCH COUNTER {self.count}, BLOCK {self.target}",
             "branch_always": f"BRANCH ALWAYS BLOCK {self.target}",
             "source_state": f"SOURCE STATE {'ON' if self.state else 'OFF'}",
+            "config_recall": f'CONFIG RECALL "{self.buffer}", INDEX {self.count}',
             "buffer_clear": f'BUFFER CLEAR "{self.buffer}"',
             "nop": "NO OPERATION",
         }[self.kind]
@@ -58,12 +62,14 @@ class Block:
 @dataclass(frozen=True)
 class Action:
     """What the instrument does at ``t_s`` (s): a reading into ``buffer`` (``measure``), the output
-    to ``state`` (``output``), or ``buffer`` emptied (``clear``)."""
+    to ``state`` (``output``), point ``index`` of configuration list ``buffer`` recalled
+    (``recall``), or ``buffer`` emptied (``clear``)."""
 
     t_s: float
     kind: str
     buffer: str = ""
     state: bool = False
+    index: int = 0
 
 
 @dataclass
@@ -153,7 +159,8 @@ class TriggerModel:
         return actions
 
     def lookahead(self) -> tuple[float, float]:
-        """(time of the next output change, time the model ends), inf when there is none, from
+        """(time of the next source change (output or recalled settings), time the model ends),
+        inf when there is none, from
         a dry run of a copy (of at most ``DRY_RUN_STEPS`` blocks)."""
         if not self.running:
             return math.inf, math.inf
@@ -164,7 +171,7 @@ class TriggerModel:
         while cursor.block in self.blocks and cursor.steps < DRY_RUN_STEPS:
             self._execute(cursor, math.inf, actions, stop_at_output=True, max_steps=DRY_RUN_STEPS)
             if math.isinf(change):
-                change = next((a.t_s for a in actions if a.kind == "output"), math.inf)
+                change = next((a.t_s for a in actions if a.kind in ("output", "recall")), math.inf)
             actions.clear()
         end = cursor.t_s if cursor.block not in self.blocks else math.inf
         return change, end
@@ -204,9 +211,11 @@ class TriggerModel:
                 nxt = block.target
             elif block.kind == "source_state":
                 actions.append(Action(c.t_s, "output", state=block.state))
+            elif block.kind == "config_recall":
+                actions.append(Action(c.t_s, "recall", block.buffer, index=block.count))
             elif block.kind == "buffer_clear":
                 actions.append(Action(c.t_s, "clear", block.buffer))
             c.t_s = end
             c.block = nxt
-            if stop_at_output and block.kind == "source_state":
+            if stop_at_output and block.kind in ("source_state", "config_recall"):
                 return

@@ -80,7 +80,7 @@ async def test_a_lease_not_renewed_turns_the_output_off_in_high_impedance_by_its
     assert t_open - t0 == pytest.approx(lease_s, abs=20 * 2e-4 + 1e-9)
     assert await bench.raw(":OUTP?") == "0"
     assert await bench.raw(":OUTP:CURR:SMOD?") == "HIMP"
-    assert await bench.raw(":TRIG:STAT?") == "IDLE;IDLE;4"
+    assert await bench.raw(":TRIG:STAT?") == "IDLE;IDLE;11"  # the source-state block, the model's last
     await driver.close()
 
 
@@ -107,6 +107,48 @@ async def test_renewals_never_open_a_gap_and_every_reading_arrives(bench: Bench)
     assert np.all(np.diff(t) > 0)
     assert np.max(np.diff(t)) < PERIOD_S + 2 * READING_S  # a renewal restarts the round: never a hole
     assert t[-1] >= t_end - t_on - 2 * PERIOD_S - t[0]  # up to date
+    await driver.close()
+
+
+async def test_the_setpoint_ends_at_the_reading_that_completes_the_step_and_the_cell_rests(bench: Bench) -> None:
+    driver = bench.driver()
+    await sourcing(driver)
+    t0 = bench.clock.now()
+    mark = len(bench.cell.drive)
+    setpoint_s = 0.73  # the step is due to end 0.73 s from now; the controller dies at once
+    await driver.arm_lease(2.0, PERIOD_S, setpoint_s)
+    await bench.move_to(t0 + 3.0)
+    assert not bench.emulation.smu.output_on  # the lease still ends in high impedance
+    assert bench.cell.drive[-1][1] == "open"
+    drive = bench.cell.drive[mark:]
+    rest = next(t for t, mode, level in drive if mode == "current" and level == 0.0)
+    # reading k ends at (k - 1) * (period + overhead) + reading time: the first at or after 0.73 s is k = 9
+    first_at_or_after = 8 * (PERIOD_S + 2e-4) + READING_S
+    assert rest - t0 == pytest.approx(first_at_or_after, abs=1e-6)  # right after that reading
+    assert rest - t0 >= setpoint_s
+    # the charge delivered is the setpoint's up to there: the step's, to within one read period
+    assert CURRENT_A * (rest - t0) == pytest.approx(CURRENT_A * setpoint_s, abs=CURRENT_A * PERIOD_S)
+    back = await driver.read_block()
+    assert np.allclose(back.current_a[:9], CURRENT_A)
+    assert np.allclose(back.current_a[9:], 0.0, atol=1e-9)  # readings at rest, output still on
+    assert len(back) == 20
+    await driver.close()
+
+
+async def test_a_renewal_during_the_rest_puts_the_setpoint_back(bench: Bench) -> None:
+    driver = bench.driver()
+    await sourcing(driver)
+    t0 = bench.clock.now()
+    await driver.arm_lease(2.0, PERIOD_S, 0.0)  # rest after the next reading
+    await bench.move_to(t0 + 0.5)
+    assert bench.emulation.smu.current_level_a == 0.0
+    await driver.arm_lease(2.0, PERIOD_S)  # the controller says the step goes on
+    assert bench.emulation.smu.current_level_a == CURRENT_A
+    await bench.move_to(t0 + 1.5)
+    block = await driver.read_block()
+    late = block.current_a[block.time_s > block.time_s[0] + 0.6]
+    assert len(late) >= 8
+    assert np.allclose(late, CURRENT_A)
     await driver.close()
 
 
@@ -151,7 +193,8 @@ async def test_readings_taken_while_the_controller_was_away_are_read_back_on_the
     back = await second.read_lease_buffer()
     assert np.array_equal(back.time_s[: len(seen)], seen.time_s)  # the same readings at the same times
     assert len(back) == 20  # every round of the lease took its reading before the output went off
-    assert np.allclose(back.current_a, CURRENT_A)
+    assert np.allclose(back.current_a[:-1], CURRENT_A)
+    assert back.current_a[-1] == pytest.approx(0.0, abs=1e-9)  # its last round rests the cell
     assert back.time_s[-1] - seen.time_s[0] == pytest.approx(19 * (PERIOD_S + 2e-4), abs=1e-6)
     await second.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,19 @@ async def rig() -> AsyncIterator[Rig]:
         )
         yield Rig(server, emulation, cell, clock, driver, supervisor, log)
         await driver.close()
+
+
+KILL_FIGURES: list[tuple[str, float, float, float, float]] = []
+"""(instrument, kill moment s, plated charge's error against the schedule, CE - the uninterrupted
+run's CE, output off after the last renewal s) of each SIGKILL of tests/safety/test_lease_kill.py."""
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not KILL_FIGURES:
+        return
+    terminalreporter.section("controller kills (SIGKILL in plating, then licycler resume)")
+    for model, killed_at, plate_err, d_ce, off_s in KILL_FIGURES:
+        terminalreporter.write_line(
+            f"{model:16s} killed at {killed_at:6.2f} s  plated {plate_err:+.3%} of the schedule  "
+            f"CE {d_ce:+.4f} vs uninterrupted  output off {off_s:.2f} s after the last renewal"
+        )

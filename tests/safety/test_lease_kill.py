@@ -35,6 +35,7 @@ from licycler.sim_instruments.scpi import ScpiInstrument, SmuChannel
 from licycler.sim_instruments.scpi.server import ScpiTcpServer
 from licycler.sim_instruments.serial_server import PtySerialServer, ReplyChannel
 from licycler.store import Store
+from tests.safety.conftest import KILL_FIGURES
 
 LEASE_S = 2.0
 READ_PERIOD_S = 0.1
@@ -309,7 +310,7 @@ async def kill_once(
     return Outcome(killed - start, off - last_renewal, run_id, tmp / "run.db")
 
 
-def check_completed(outcome: Outcome, ref_ce: float) -> None:
+def check_completed(outcome: Outcome, ref_ce: float, model: str) -> None:
     store = Store(f"sqlite:///{outcome.db}")
     try:
         assert store.run(outcome.run_id)["status"] == "completed"  # type: ignore[index]
@@ -319,6 +320,9 @@ def check_completed(outcome: Outcome, ref_ce: float) -> None:
         steps = store.steps(outcome.run_id, "ch1")
         assert [s["kind"] for s in steps] == ["rest", "plate", "strip"]
         plate = steps[1]
+        cycles = store.cycles(outcome.run_id, "ch1")
+        KILL_FIGURES.append((model, outcome.killed_at_s, abs(plate["charge_c"]) / PLATE_C - 1,
+                             cycles[0]["ce"] - ref_ce, outcome.off_after_renewal_s))  # fmt: skip
         assert abs(plate["charge_c"]) == pytest.approx(PLATE_C, rel=5e-3)  # delivered as scheduled
         in_plate = samples.step_seq == plate["step_seq"]
         t = samples.t_s[in_plate]
@@ -332,7 +336,6 @@ def check_completed(outcome: Outcome, ref_ce: float) -> None:
         gaps = [e for e in store.events(outcome.run_id, "ch1") if e["kind"] == "controller_gap"]
         assert len(gaps) == 1
         assert gaps[0]["values"]["readings_recovered"] > 0
-        cycles = store.cycles(outcome.run_id, "ch1")
         assert len(cycles) == 1
         assert cycles[0]["ce"] == pytest.approx(ref_ce, abs=CE_SPREAD)
     finally:
@@ -370,7 +373,7 @@ async def test_sigkill_at_random_moments_of_plating_the_instrument_stops_and_res
     ref = await reference
     for outcome in outcomes:
         assert outcome.off_after_renewal_s <= LEASE_S + 1.0, outcome
-        check_completed(outcome, ref)
+        check_completed(outcome, ref, kind.model)
 
 
 @pytest.mark.slow
