@@ -25,6 +25,17 @@ trigger settings, ``:INIT:ACQ (@c)``, ``:OUTP<c>:OFF:AUTO ON``, then the queries
 trace entries (``:TRAC<c>:POIN:ACT?;:TRAC<c>:DATA? <k-1>``: one round trip, the first entry being the
 last one already returned, which checks that the trace was not changed behind the driver's back),
 never ``:MEAS?`` (refused while the acquire trigger runs).
+
+The rest (``setpoint_s``, :attr:`KeysightB2900.lease_rests`): a transient action started with the
+acquisition (``:INIT (@c)``, both actions) changes the output once, ``:TRIG<c>:TRAN:DEL <d>`` after the
+start, to the triggered level ``:SOUR<c>:CURR:TRIG 0`` (``:SOUR<c>:CURR:MODE FIX``,
+``:TRIG<c>:TRAN:SOUR AINT``, ``:TRIG<c>:TRAN:COUN 1``, ``:ARM<c>:TRAN:COUN 1``), while the timed
+readings go on to N and the output goes off when the channel goes idle. d = (k + 1/2) x period, k the
+index of the first reading at or after ``setpoint_s`` (at least 1): the switch falls half a period
+after that reading. A re-arm aborts the transient too (``:ABOR:TRAN (@c)``) and puts the level this
+driver last set back (``:SOUR<c>:CURR <A>``) before starting again, in the same line. While a rest is
+armed, :meth:`KeysightB2900.set_current` sends ``:SOUR<c>:CURR:TRIG 0`` after the new level (whether
+setting the immediate level also sets the triggered one is not known; either way the rest stays 0 A).
 """
 
 from __future__ import annotations
@@ -59,6 +70,8 @@ NPLC_RANGE = (4e-4, 100.0)
 TIMER_RANGE_S = (1e-5, 1e5)
 """``:TRIGger:ACQuire:TIMer`` interval, s."""
 MAX_TRIGGER_COUNT = 100_000
+TRANSIENT_DELAY_RANGE_S = (0.0, 1e5)
+"""``:TRIGger:TRANsient:DELay``, s."""
 TRACE_POINTS = 100_000
 """Size of a channel's trace buffer (``:TRACe:POINts`` maximum), readings."""
 _ROW = 3  # VOLT, CURR, TIME per reading (:FORM:ELEM:SENS VOLT,CURR,TIME)
@@ -72,8 +85,10 @@ class KeysightB2900(ScpiDriver):
     lease_mechanism = (
         "B2900 finite acquire trigger (:TRIG:ACQ:SOUR TIM, :TRIG:ACQ:COUN N) with :OUTP:OFF:AUTO ON"
         " and :OUTP:OFF:MODE HIZ, re-armed in one line :OUTP:OFF:AUTO OFF;:ABOR:ACQ;...;"
-        ":INIT:ACQ;:OUTP:OFF:AUTO ON; readings in the trace buffer (:TRAC:FEED:CONT NEXT)"
+        ":INIT:ACQ;:OUTP:OFF:AUTO ON; readings in the trace buffer (:TRAC:FEED:CONT NEXT); the rest"
+        " at the step's end a transient :SOUR:CURR:TRIG 0 after :TRIG:TRAN:DEL, started with it (:INIT)"
     )
+    lease_rests = True
 
     def __init__(
         self, transport: VisaTransport, *, channel: int = 1, name: str | None = None
@@ -91,6 +106,9 @@ class KeysightB2900(ScpiDriver):
         self._last_time: float | None = None  # TIME of the entry at _next - 1
         self._known_count = 0  # entries in the trace when last seen
         self._pending: list[npt.NDArray[np.float64]] = []  # rows fetched by a clearing re-arm
+        self._level_a: float | None = None  # the level last set (set_current), A
+        self._rest_armed = False  # a lease of this driver rests (its transient may be pending or done)
+        self._rest_may_run = True  # a rest (ours or a dead controller's) may be armed: aborted first
 
     @classmethod
     def for_resource(
@@ -173,9 +191,12 @@ class KeysightB2900(ScpiDriver):
     async def set_current(self, current_a: float) -> None:
         if not abs(current_a) <= MAX_CURRENT_A:
             raise ValueError(f"current_a must be within +-{MAX_CURRENT_A} A, got {current_a}")
-        await self.transport.write(
-            f":SOUR{self.channel}:CURR {format_number(current_a)}", idempotent=True
-        )
+        c = self.channel
+        command = f":SOUR{c}:CURR {format_number(current_a)}"
+        if self._rest_armed:  # the rest stays 0 A, whether or not the triggered level follows
+            command += f";:SOUR{c}:CURR:TRIG 0"
+        await self.transport.write(command, idempotent=True)
+        self._level_a = current_a
 
     async def output_on(self) -> None:
         await self.transport.write(f":OUTP{self.channel} ON", idempotent=True)
@@ -197,6 +218,7 @@ class KeysightB2900(ScpiDriver):
             await self.release_lease()
         await self.confirm((f":OUTP{c}:OFF:MODE HIZ",), f":OUTP{c}:OFF:MODE?", "HIZ")
         await self.confirm((f":SOUR{c}:CURR 0", f":OUTP{c} OFF"), f":OUTP{c}?", "0")
+        self._level_a = 0.0
         self.off_mode = OutputOffMode.HIGH_IMPEDANCE
 
     # ---------------------------------------------------------------- readings
@@ -224,10 +246,19 @@ class KeysightB2900(ScpiDriver):
 
     # ---------------------------------------------------------------- the lease
 
-    async def arm_lease(self, duration_s: float, read_period_s: float) -> None:
+    async def arm_lease(
+        self, duration_s: float, read_period_s: float, setpoint_s: float | None = None
+    ) -> None:
         """Arm (or re-arm, without a gap in the sourced current) a lease of ``duration_s`` (s)
         reading every ``read_period_s`` (s): N = floor(duration / period) timer-triggered readings
         into the trace, then the output goes off in high impedance by itself.
+
+        ``setpoint_s`` (s from now): the level holds up to and including reading k, the first at or
+        after it (k = ceil(setpoint_s / period), at least 1), and a transient action sets 0 A half a
+        period later (``:TRIG:TRAN:DEL (k + 1/2) x period``); when k >= N the lease ends first and no
+        transient is armed (as with None). A re-arm aborts a rest armed before and puts the level
+        last set by :meth:`set_current` back. Raises ValueError for a negative or non-finite
+        ``setpoint_s``, or a rest further than the transient delay can reach (1E+5 s).
 
         Raises DriverError if the output is off after arming (a lease that already ran out: the
         instrument turned the output off, and arming does not turn it on again), and
@@ -242,6 +273,18 @@ class KeysightB2900(ScpiDriver):
             raise ValueError(
                 f"duration_s / read_period_s must give 1 to {MAX_TRIGGER_COUNT} readings, got {n}"
             )
+        rest_delay_s: float | None = None
+        if setpoint_s is not None:
+            if not (math.isfinite(setpoint_s) and setpoint_s >= 0):
+                raise ValueError(f"setpoint_s must be finite and >= 0, got {setpoint_s}")
+            k = max(1, math.ceil(setpoint_s / read_period_s - 1e-9))
+            if k < n:
+                rest_delay_s = (k + 0.5) * read_period_s
+                if rest_delay_s > TRANSIENT_DELAY_RANGE_S[1]:
+                    raise ValueError(
+                        f"setpoint_s {setpoint_s} s: the rest would start {rest_delay_s} s from now,"
+                        f" beyond the transient delay's {TRANSIENT_DELAY_RANGE_S[1]:g} s"
+                    )
         c = self.channel
         setup: list[str] = []
         if self._next is None:
@@ -262,6 +305,21 @@ class KeysightB2900(ScpiDriver):
             # the window: from here to OFF:AUTO ON the output is on without a lease
             f":OUTP{c}:OFF:AUTO OFF",
             f":ABOR:ACQ (@{c})",
+        ]
+        if self._rest_may_run:  # a rest armed before: stopped, and the setpoint back
+            units.append(f":ABOR:TRAN (@{c})")
+            if self._level_a is not None:
+                units.append(f":SOUR{c}:CURR {format_number(self._level_a)}")
+        if rest_delay_s is not None:
+            units += [
+                f":SOUR{c}:CURR:MODE FIX",
+                f":SOUR{c}:CURR:TRIG 0",
+                f":TRIG{c}:TRAN:SOUR AINT",
+                f":TRIG{c}:TRAN:DEL {format_number(rest_delay_s)}",
+                f":TRIG{c}:TRAN:COUN 1",
+                f":ARM{c}:TRAN:COUN 1",
+            ]
+        units += [
             f":TRIG{c}:ACQ:SOUR TIM",
             f":TRIG{c}:ACQ:TIM {format_number(read_period_s)}",
             f":TRIG{c}:ACQ:COUN {n}",
@@ -273,7 +331,7 @@ class KeysightB2900(ScpiDriver):
             units += [f":TRAC{c}:FEED:CONT NEV", *setup, f":TRAC{c}:CLE"]
         units += [
             f":TRAC{c}:FEED:CONT NEXT",
-            f":INIT:ACQ (@{c})",
+            f":INIT:ACQ (@{c})" if rest_delay_s is None else f":INIT (@{c})",  # (both actions)
             f":OUTP{c}:OFF:AUTO ON",
             # proof that the line was executed to its end
             f":OUTP{c}:OFF:AUTO?",
@@ -282,6 +340,8 @@ class KeysightB2900(ScpiDriver):
         ]
         line = ";".join(units)
         self._lease_may_run = True
+        self._rest_may_run = self._rest_may_run or rest_delay_s is not None
+        self._rest_armed = self._rest_armed or rest_delay_s is not None
         # re-sending a plain re-arm is harmless; re-sending a clearing one would lose what it fetched
         reply = await self.transport.query(line, idempotent=not clear)
         parts = reply.split(";")
@@ -302,6 +362,7 @@ class KeysightB2900(ScpiDriver):
         if auto.strip() not in ("1", "+1"):
             raise DriverError(self.name, line, f":OUTP{c}:OFF:AUTO? reads {auto!r} after arming")
         self._lease_n = n
+        self._rest_armed = self._rest_may_run = rest_delay_s is not None
         self.off_mode = OutputOffMode.HIGH_IMPEDANCE
         if clear:
             self._next, self._last_time, self._known_count = 0, None, 0
@@ -378,13 +439,15 @@ class KeysightB2900(ScpiDriver):
         return rows.reshape(-1, _ROW)
 
     async def release_lease(self) -> None:
-        """Stop the acquire trigger (``:OUTP:OFF:AUTO OFF;:ABOR:ACQ``, read back), leaving the
-        output as it is; the trace keeps its entries. Those a lease of this driver took since the
-        last :meth:`read_block` are fetched and come first in the next one."""
+        """Stop the acquire trigger and a rest's transient (``:OUTP:OFF:AUTO OFF;:ABOR:ACQ;
+        :ABOR:TRAN``, read back), leaving the output as it is; the trace keeps its entries. Those a
+        lease of this driver took since the last :meth:`read_block` are fetched and come first in
+        the next one."""
         c = self.channel
         await self.confirm(
-            (f":OUTP{c}:OFF:AUTO OFF;:ABOR:ACQ (@{c})",), f":OUTP{c}:OFF:AUTO?", "0"
+            (f":OUTP{c}:OFF:AUTO OFF;:ABOR:ACQ (@{c});:ABOR:TRAN (@{c})",), f":OUTP{c}:OFF:AUTO?", "0"
         )
+        self._rest_armed = self._rest_may_run = False
         if self._lease_n is not None and self._next is not None:
             self._pending = [await self._new_entries()]
         self._lease_n = None
@@ -402,13 +465,13 @@ class KeysightB2900(ScpiDriver):
         if not math.isfinite(offset):
             raise ValueError(f"timer_offset_s must be finite, got {offset}")
         self.timer_offset_s = offset
-        self._lease_may_run = True
+        self._lease_may_run = self._rest_may_run = True
 
     async def read_lease_buffer(self) -> SampleBlock:
         """Every entry of the trace buffer, oldest first (``:TRAC<c>:DATA? 0,<count>``); the
         output is not touched. Later :meth:`read_block` calls of a lease return what comes after."""
         c = self.channel
-        self._lease_may_run = True
+        self._lease_may_run = self._rest_may_run = True
         count = await self.transport.query_as(f":TRAC{c}:POIN:ACT?", parse_int)
         if count == 0:
             rows = np.empty((0, _ROW))

@@ -15,11 +15,33 @@ after another, each one reading period long; TIMer: one reading every ``:TRIGger
 seconds, 1E-5 to 1E+5), ``:TRIGger[c]:ACQuire:COUNt`` (1 to 100000, or INFinity = 2147483647) times
 ``:ARM[c]:ACQuire:COUNt`` readings, ``:INITiate[:IMMediate]:ACQuire (@c)`` (-213 "Init ignored" when the
 channel is busy), ``:ABORt:ACQuire (@c)``. Reading k of an acquisition started at t0 is taken (and
-time-stamped) at t0 + k * period; the channel goes from busy to idle with the last one, and with
-``:OUTPut[c]:OFF:AUTO ON`` its output is turned off at that instant, in the ``:OUTP:OFF:MODE`` in force
-(HIZ opens the cell) -- also when it goes idle by ``:ABORt``. A spot measurement (``:MEASure?``) while
-the channel is busy is refused with -213. :meth:`KeysightB2900.next_event_s` is the time the next
-running acquisition completes, so a served instrument turns its output off then with no client talking.
+time-stamped) at t0 + k * period.
+
+The transient (source output) action beside it, in the same ARM-TRIGger model: ``:TRIGger[c]:TRANsient
+:SOURce AINT|TIMer``, ``:TRIGger[c]:TRANsient:TIMer``, ``:TRIGger[c]:TRANsient:COUNt`` (times
+``:ARM[c]:TRANsient:COUNt``), ``:TRIGger[c]:TRANsient:DELay`` (0 to 1E+5 s: the device action comes
+that long after its trigger), ``:INITiate[:IMMediate]:TRANsient (@c)``, ``:ABORt:TRANsient (@c)``;
+``:INITiate[:IMMediate][:ALL] (@c)`` and ``:ABORt[:ALL] (@c)`` act on both actions, the ``[:ALL]`` forms
+of COUNt, SOURce and TIMer set both. With AINT, action k of a transient started at t0 comes at t0 + k *
+delay (each trigger at once, each action a delay after it); with TIMer at t0 + k * timer + delay (a
+trigger missed during a delay longer than the timer is not modelled). The device action in the fixed
+source mode (``[:SOURce[c]]:CURRent|VOLTage:MODE FIXed``, the reset mode) changes the output to the
+triggered level, ``[:SOURce[c]]:CURRent|VOLTage[:LEVel]:TRIGgered[:AMPLitude]`` (0 after reset), at
+that instant on the cell. A transient is refused with -221 in LIST and SWEep modes (sweeps and lists
+are not emulated). Setting the immediate level ``[:SOURce[c]]:CURRent`` changes the output at once and
+sets the triggered level to the same value (an assumption: a later ``:TRIGgered`` level is kept until the
+next immediate one); ``:SOURce:CURRent?`` reports the immediate level even after a transient changed the
+output to the triggered one.
+
+A channel is busy while either action runs; it goes from busy to idle when the last one completes (the
+N-th reading, the last transient action) or is aborted, and with ``:OUTPut[c]:OFF:AUTO ON`` its output
+is turned off at that instant, in the ``:OUTP:OFF:MODE`` in force (HIZ opens the cell). So an
+``:ABORt:ACQuire`` while a transient waits out its delay leaves the output on, the transient's end then
+turning it off. Events of a channel are run in time order: a reading taken at the instant of a transient
+action sees the level before it. ``:INITiate`` of an action already running is refused with -213, a spot
+measurement (``:MEASure?``) on a busy channel too. :meth:`KeysightB2900.next_event_s` is the time of the
+next transient action or acquisition end, so a served instrument changes its level and turns its output
+off then with no client talking. ``:READ?`` and ``:MEASure?`` run the acquire action only.
 
 The trace buffer of each channel: ``:TRACe[c]:FEED SENSe`` (what it stores), ``:TRACe[c]:FEED:CONTrol
 NEXT|NEVer`` (NEXT stores readings until the buffer is full, then becomes NEVer by itself; NEVer after
@@ -49,6 +71,7 @@ from licycler.sim_instruments.scpi import (
     Choice,
     Command,
     Numeric,
+    Param,
     QuotedChoice,
     Readings,
     ScpiError,
@@ -78,6 +101,20 @@ class _Channel:
     trigger_source: str = "AINT"
     timer_s: float = 1e-4
     off_auto: bool = False
+    tran_count: int = 1
+    tran_arm_count: int = 1
+    tran_source: str = "AINT"
+    tran_timer_s: float = 1e-4
+    tran_delay_s: float = 0.0
+    tran_running: bool = False
+    tran_start_s: float = 0.0
+    tran_total: int = 0
+    tran_done: int = 0
+    source_mode: dict[str, str] = field(default_factory=lambda: {"CURR": "FIX", "VOLT": "FIX"})
+    immediate: dict[str, float] = field(default_factory=lambda: {"CURR": 0.0, "VOLT": 0.0})
+    """The immediate levels as set (``:SOUR:CURR``), A and V."""
+    triggered: dict[str, float] = field(default_factory=lambda: {"CURR": 0.0, "VOLT": 0.0})
+    """The triggered levels (``:SOUR:CURR:TRIG``): the output after a transient action, A and V."""
     acq_start_s: float = 0.0
     acq_period_s: float = 0.0
     acq_count: int = 0
@@ -95,6 +132,17 @@ class _Channel:
     @property
     def acq_end_s(self) -> float:
         return self.acq_start_s + self.acq_period_s * self.acq_count
+
+    @property
+    def busy(self) -> bool:
+        """Whether either action (acquire, transient) runs."""
+        return self.running or self.tran_running
+
+    def transient_action_s(self, k: int) -> float:
+        """Clock time of action ``k`` (1-based) of the transient started at ``tran_start_s``."""
+        if self.tran_source == "TIM":
+            return self.tran_start_s + k * self.tran_timer_s + self.tran_delay_s
+        return self.tran_start_s + k * self.tran_delay_s
 
 
 class KeysightB2900(ScpiInstrument):
@@ -158,6 +206,15 @@ class KeysightB2900(ScpiInstrument):
             c.trigger_source = "AINT"
             c.timer_s = 1e-4
             c.off_auto = False
+            c.tran_count = 1
+            c.tran_arm_count = 1
+            c.tran_source = "AINT"
+            c.tran_timer_s = 1e-4
+            c.tran_delay_s = 0.0
+            c.tran_running = False
+            c.source_mode = {"CURR": "FIX", "VOLT": "FIX"}
+            c.immediate = {"CURR": 0.0, "VOLT": 0.0}
+            c.triggered = {"CURR": 0.0, "VOLT": 0.0}
             c.running = False
             c.data = []
             c.trace_feed = "SENS"
@@ -192,34 +249,72 @@ class KeysightB2900(ScpiInstrument):
 
     def pending_until(self) -> float:
         ends = [c.acq_end_s for c in self.ch.values() if c.running]
+        ends += [c.transient_action_s(c.tran_total) for c in self.ch.values() if c.tran_running]
         return max(ends) if ends else -math.inf
 
     def next_event_s(self) -> float:
-        """When the first running acquisition completes (its channel goes idle, and with
-        ``:OUTP:OFF:AUTO ON`` its output goes off), clock s; inf when none runs."""
-        ends = [c.acq_end_s for c in self.ch.values() if c.running]
-        return min(ends) if ends else math.inf
+        """When a channel next acts by itself: a transient action (the output level changes) or an
+        acquisition's end (it goes idle, and with ``:OUTP:OFF:AUTO ON`` its output goes off), clock
+        s; inf when neither runs."""
+        events = [c.acq_end_s for c in self.ch.values() if c.running]
+        events += [c.transient_action_s(c.tran_done + 1) for c in self.ch.values() if c.tran_running]
+        return min(events) if events else math.inf
 
     def advance(self) -> None:
         for c in self.ch.values():
             now = c.smu.now()
-            if c.running:
-                due = min(c.acq_count, math.floor((now - c.acq_start_s) / c.acq_period_s + 1e-9))
-                if due > c.acq_taken:
-                    k = np.arange(c.acq_taken + 1, due + 1)
-                    times = np.asarray(c.acq_start_s + c.acq_period_s * k, dtype=np.float64)
-                    readings = c.smu.measure(times)
-                    c.data.append(readings)
-                    self._store(c, readings)
-                    c.acq_taken = due
-                if c.acq_taken >= c.acq_count:
-                    self._idle(c, c.acq_end_s, "acquisition complete")
+            self._run(c, now)
             c.smu.advance_to(now)
 
-    def _idle(self, c: _Channel, at_s: float, why: str) -> None:
-        """The channel goes from busy to idle at ``at_s``: with OFF:AUTO its output goes off."""
-        c.running = False
-        if c.off_auto and c.smu.output_on:
+    def _run(self, c: _Channel, now: float) -> None:
+        """Bring the channel's trigger system up to ``now``, its events in time order. In the fixed
+        source mode every transient action sets the same triggered level: the first one due changes
+        the output, the others due by ``now`` are counted (an INFinite count stays cheap)."""
+        if c.tran_running and c.transient_action_s(c.tran_done + 1) <= now:
+            first = c.transient_action_s(c.tran_done + 1)
+            self._take_readings(c, first)  # a reading at the instant sees the level before it
+            function = c.smu.source_function
+            attr = "current_level_a" if function == "CURR" else "voltage_level_v"
+            c.smu.update(at_s=first, **{attr: c.triggered[function]})
+            c.tran_done = max(c.tran_done + 1, self._transient_actions_by(c, now))
+            if c.tran_done >= c.tran_total:
+                end = c.transient_action_s(c.tran_total)
+                self._take_readings(c, end)
+                c.tran_running = False
+                self._went_idle(c, end, "transient complete")
+        self._take_readings(c, now)
+
+    @staticmethod
+    def _transient_actions_by(c: _Channel, t_s: float) -> int:
+        """How many actions of the running transient are due by ``t_s``."""
+        if c.tran_source == "TIM":
+            n = math.floor((t_s - c.tran_start_s - c.tran_delay_s) / c.tran_timer_s + 1e-9)
+        elif c.tran_delay_s > 0:
+            n = math.floor((t_s - c.tran_start_s) / c.tran_delay_s + 1e-9)
+        else:
+            n = c.tran_total  # each trigger at once, no delay: all at the start
+        return max(0, min(n, c.tran_total))
+
+    def _take_readings(self, c: _Channel, until_s: float) -> None:
+        """The readings of the running acquisition due by ``until_s``; its end if it is reached."""
+        if not c.running:
+            return
+        due = min(c.acq_count, math.floor((until_s - c.acq_start_s) / c.acq_period_s + 1e-9))
+        if due > c.acq_taken:
+            k = np.arange(c.acq_taken + 1, due + 1)
+            times = np.asarray(c.acq_start_s + c.acq_period_s * k, dtype=np.float64)
+            readings = c.smu.measure(times)
+            c.data.append(readings)
+            self._store(c, readings)
+            c.acq_taken = due
+        if c.acq_taken >= c.acq_count:
+            c.running = False
+            self._went_idle(c, c.acq_end_s, "acquisition complete")
+
+    def _went_idle(self, c: _Channel, at_s: float, why: str) -> None:
+        """An action stopped at ``at_s``: if the channel is idle now (neither action runs), with
+        OFF:AUTO its output goes off then."""
+        if not c.busy and c.off_auto and c.smu.output_on:
             self._output(c, False, f"{why}, :OUTP:OFF:AUTO ON", at_s=at_s)
 
     def _output(self, c: _Channel, on: bool, why: str, at_s: float | None = None) -> None:
@@ -241,23 +336,38 @@ class KeysightB2900(ScpiInstrument):
 
     # ---------------------------------------------------------------- measuring
 
-    def _start(self, channels: tuple[int, ...], count: int | None = None) -> None:
-        """Initiate the acquire action of ``channels`` (``count``: a spot measurement of that many
-        readings, one reading period apart, whatever the trigger settings)."""
+    def _start(
+        self, channels: tuple[int, ...], count: int | None = None, actions: str = "ACQ"
+    ) -> None:
+        """Initiate the ``actions`` ("ACQ", "TRAN" or "ALL") of ``channels`` (``count``: a spot
+        measurement of that many readings, one reading period apart, whatever the trigger
+        settings)."""
+        acquire, transient = actions in ("ACQ", "ALL"), actions in ("TRAN", "ALL")
         for n in channels:
-            if self.ch[n].running:
+            c = self.ch[n]
+            if (c.busy if count is not None else (acquire and c.running) or (transient and c.tran_running)):
                 raise ScpiError(-213)
+            if transient and c.source_mode[c.smu.source_function] != "FIX":
+                raise ScpiError(-221)  # sweeps and lists are not emulated
         for n in channels:
             c = self.ch[n]
             if c.auto_on and not c.smu.output_on:
                 self._output(c, True, ":OUTP:ON:AUTO ON")
-            c.data = []
-            c.running = True
-            c.acq_start_s = c.smu.now()
-            timed = count is None and c.trigger_source == "TIM"
-            c.acq_period_s = max(c.timer_s, 1e-9) if timed else c.smu.reading_period_s
-            c.acq_count = c.count * c.arm_count if count is None else count
-            c.acq_taken = 0
+            now = c.smu.now()
+            if acquire:
+                c.data = []
+                c.running = True
+                c.acq_start_s = now
+                timed = count is None and c.trigger_source == "TIM"
+                c.acq_period_s = max(c.timer_s, 1e-9) if timed else c.smu.reading_period_s
+                c.acq_count = c.count * c.arm_count if count is None else count
+                c.acq_taken = 0
+            if transient:
+                c.tran_running = True
+                c.tran_start_s = now
+                c.tran_total = c.tran_count * c.tran_arm_count
+                c.tran_done = 0
+            self._run(c, now)  # a transient action due at once (no delay) acts at once
 
     async def _wait(self, channels: tuple[int, ...]) -> None:
         end = max((self.ch[n].acq_end_s for n in channels if self.ch[n].running), default=None)
@@ -435,14 +545,75 @@ class KeysightB2900(ScpiInstrument):
         chosen = set(call.args[0])
         self.elements = tuple(e for e in _ELEMENT_ORDER if e in chosen)
 
-    def _set_count(self, call: Call) -> None:
-        self.ch[call.channel].count = int(call.args[0])
+    def _trigger_setting(self, attrs: tuple[str, ...], convert: type) -> Callable[[Call], None]:
+        """A setter of the channel attributes ``attrs`` (both actions for the [:ALL] forms)."""
 
-    def _abort(self, call: Call) -> None:
+        def set_(call: Call) -> None:
+            for attr in attrs:
+                setattr(self.ch[call.channel], attr, convert(call.args[0]))
+
+        return set_
+
+    def _trigger_query(self, attr: str, fmt: Callable[[Any], str]) -> Callable[[Call], str]:
+        return lambda call: fmt(getattr(self.ch[call.channel], attr))
+
+    def _initiate(self, actions: str) -> Callable[[Call], None]:
+        return lambda call: self._start(call.arg(0) or (1,), actions=actions)
+
+    def _aborting(self, actions: str) -> Callable[[Call], None]:
+        return lambda call: self._abort(call, actions)
+
+    def _source_mode(self, quantity: str) -> tuple[Callable[[Call], None], Callable[[Call], str]]:
+        def set_(call: Call) -> None:
+            self.ch[call.channel].source_mode[quantity] = call.args[0]
+
+        def query(call: Call) -> str:
+            return self.ch[call.channel].source_mode[quantity]
+
+        return set_, query
+
+    def _level(self, function: str, param: Numeric) -> tuple[Command, Command]:
+        """The immediate and the triggered level of ``function`` (CURR, VOLT)."""
+        attr = "current_level_a" if function == "CURR" else "voltage_level_v"
+        word = "CURRent" if function == "CURR" else "VOLTage"
+        bounds = {"MIN": param.minimum, "MAX": param.maximum, "DEF": param.default_value}
+
+        def set_immediate(call: Call) -> None:
+            c = self.ch[call.channel]
+            value = float(call.args[0])
+            c.immediate[function] = c.triggered[function] = value
+            c.smu.update(**{attr: value})
+
+        def set_triggered(call: Call) -> None:
+            self.ch[call.channel].triggered[function] = float(call.args[0])
+
+        def query(levels: str) -> Callable[[Call], str]:
+            def answer(call: Call) -> str:
+                which = call.arg(0)
+                if which is not None:
+                    return self.format_number(float(bounds[which] or 0.0))
+                return self.format_number(getattr(self.ch[call.channel], levels)[function])
+
+            return answer
+
+        which = [Choice(("MINimum", "MAXimum", "DEFault"), optional=True)]
+        return (
+            Command(f"[:SOURce#]:{word}[:LEVel][:IMMediate][:AMPLitude]", set=set_immediate,
+                    query=query("immediate"), params=[param], query_params=which),
+            Command(f"[:SOURce#]:{word}[:LEVel]:TRIGgered[:AMPLitude]", set=set_triggered,
+                    query=query("triggered"), params=[param], query_params=which),
+        )
+
+    def _abort(self, call: Call, actions: str) -> None:
         for n in call.arg(0) or tuple(self.ch):
             c = self.ch[n]
-            if c.running:
-                self._idle(c, c.smu.now(), ":ABOR")
+            was_busy = c.busy
+            if actions in ("ACQ", "ALL"):
+                c.running = False
+            if actions in ("TRAN", "ALL"):
+                c.tran_running = False
+            if was_busy:
+                self._went_idle(c, c.smu.now(), ":ABOR")
 
     # ---------------------------------------------------------------- trace buffer
 
@@ -475,9 +646,6 @@ class KeysightB2900(ScpiInstrument):
         rows = c.trace[offset:] if size is None else c.trace[offset : offset + int(size)]
         return ",".join(self._fmt(e, row[e]) for row in rows for e in self.elements)
 
-    def _set_arm_count(self, call: Call) -> None:
-        self.ch[call.channel].arm_count = int(call.args[0])
-
     def _data_query(
         self, kind: str, which: str, only: str | None
     ) -> Callable[[Call], Awaitable[str]]:
@@ -497,12 +665,14 @@ class KeysightB2900(ScpiInstrument):
             query=lambda c: self.ch[c.channel].smu.source_function,
             params=[Choice(("CURRent", "VOLTage"))],
         ))
-        cmds.append(self._smu_attr(
-            "[:SOURce#]:CURRent[:LEVel][:IMMediate][:AMPLitude]", "current_level_a",
-            Numeric(minimum=-3.03, maximum=3.03, default_value=0.0, unit="A")))
-        cmds.append(self._smu_attr(
-            "[:SOURce#]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", "voltage_level_v",
-            Numeric(minimum=-210, maximum=210, default_value=0.0, unit="V")))
+        cmds.extend(self._level("CURR", Numeric(minimum=-3.03, maximum=3.03, default_value=0.0,
+                                                unit="A")))
+        cmds.extend(self._level("VOLT", Numeric(minimum=-210, maximum=210, default_value=0.0,
+                                                unit="V")))
+        for quantity, word in (("CURR", "CURRent"), ("VOLT", "VOLTage")):
+            set_mode, query_mode = self._source_mode(quantity)
+            cmds.append(Command(f"[:SOURce#]:{word}:MODE", set=set_mode, query=query_mode,
+                                params=[Choice(("FIXed", "LIST", "SWEep"))]))
         for q, top in (("CURRent", 3.03), ("VOLTage", 210.0)):
             cmds.append(self.setting(f"[:SOURce#]:{q}:RANGe[:UPPer]", f"sour.{q}.rang",
                                      Numeric(minimum=-top, maximum=top, unit=q[0]), top))
@@ -581,36 +751,37 @@ class KeysightB2900(ScpiInstrument):
                 cmds.append(Command(f"{node}:ARRay{suffix}",
                                     query=self._data_query(kind, "all", only),
                                     query_params=[chans]))
-        for header in (":INITiate[:IMMediate][:ALL]", ":INITiate[:IMMediate]:ACQuire",
-                       ":INITiate[:IMMediate]:TRANsient"):
-            cmds.append(Command(header, set=lambda c: self._start(c.arg(0) or (1,)),
-                                params=[chans]))
-        for header in (":ABORt[:ALL]", ":ABORt:ACQuire", ":ABORt:TRANsient"):
-            cmds.append(Command(header, set=self._abort, params=[chans]))
+        for header, actions in ((":INITiate[:IMMediate][:ALL]", "ALL"),
+                                (":INITiate[:IMMediate]:ACQuire", "ACQ"),
+                                (":INITiate[:IMMediate]:TRANsient", "TRAN")):
+            cmds.append(Command(header, set=self._initiate(actions), params=[chans]))
+        for header, actions in ((":ABORt[:ALL]", "ALL"), (":ABORt:ACQuire", "ACQ"),
+                                (":ABORt:TRANsient", "TRAN")):
+            cmds.append(Command(header, set=self._aborting(actions), params=[chans]))
         count = Numeric(minimum=1, maximum=100000, integer=True, default_value=1,
                         extra_words={"INF": _INFINITY_COUNT, "INFINITY": _INFINITY_COUNT})
-        for header in (":TRIGger#[:ALL]:COUNt", ":TRIGger#:ACQuire:COUNt"):
-            cmds.append(Command(header, set=self._set_count,
-                                query=lambda c: f"{self.ch[c.channel].count:+d}",
-                                params=[count]))
-        for header in (":ARM#[:ALL]:COUNt", ":ARM#:ACQuire:COUNt"):
-            cmds.append(Command(header, set=self._set_arm_count,
-                                query=lambda c: f"{self.ch[c.channel].arm_count:+d}",
-                                params=[count]))
-        for header in (":TRIGger#[:ALL]:SOURce", ":TRIGger#:ACQuire:SOURce"):
-            cmds.append(Command(
-                header,
-                set=lambda c: setattr(self.ch[c.channel], "trigger_source", c.args[0]),
-                query=lambda c: self.ch[c.channel].trigger_source,
-                params=[Choice(("AINT", "TIMer"))],
-            ))
-        for header in (":TRIGger#[:ALL]:TIMer", ":TRIGger#:ACQuire:TIMer"):
-            cmds.append(Command(
-                header,
-                set=lambda c: setattr(self.ch[c.channel], "timer_s", float(c.args[0])),
-                query=lambda c: self.format_number(self.ch[c.channel].timer_s),
-                params=[Numeric(minimum=1e-5, maximum=1e5, default_value=1e-4, unit="S")],
-            ))
+        source = Choice(("AINT", "TIMer"))
+        timer = Numeric(minimum=1e-5, maximum=1e5, default_value=1e-4, unit="S")
+        # (node, acquire attribute, transient attribute, parameter, reply format)
+        settings: list[tuple[str, str, str, Param, Callable[[Any], str]]] = [
+            (":TRIGger#{}:COUNt", "count", "tran_count", count, lambda v: f"{v:+d}"),
+            (":ARM#{}:COUNt", "arm_count", "tran_arm_count", count, lambda v: f"{v:+d}"),
+            (":TRIGger#{}:SOURce", "trigger_source", "tran_source", source, str),
+            (":TRIGger#{}:TIMer", "timer_s", "tran_timer_s", timer, self.format_number),
+        ]
+        for pattern, acq, tran, param, fmt in settings:
+            convert: type = str if isinstance(param, Choice) else int if param is count else float
+            for layer, attrs in (("[:ALL]", (acq, tran)), (":ACQuire", (acq,)),
+                                 (":TRANsient", (tran,))):
+                cmds.append(Command(
+                    pattern.format(layer), set=self._trigger_setting(attrs, convert),
+                    query=self._trigger_query(attrs[0], fmt), params=[param],
+                ))
+        cmds.append(Command(
+            ":TRIGger#:TRANsient:DELay", set=self._trigger_setting(("tran_delay_s",), float),
+            query=lambda c: self.format_number(self.ch[c.channel].tran_delay_s),
+            params=[Numeric(minimum=0.0, maximum=1e5, default_value=0.0, unit="S")],
+        ))
         # -- trace buffer
         cmds.append(Command(":TRACe#:FEED", set=self._trace_feed,
                             query=lambda c: self.ch[c.channel].trace_feed,
@@ -674,6 +845,7 @@ class KeysightB2900(ScpiInstrument):
                 "off_mode": c.off_mode,
                 "off_auto": c.off_auto,
                 "acquiring": c.running,
+                "transient": c.tran_running,
                 "trace_points": len(c.trace),
             }
             for n, c in self.ch.items()
