@@ -213,7 +213,11 @@ class Keithley2450(ScpiDriver):
         if not abs(current_a) <= MAX_CURRENT_A:
             raise ValueError(f"current_a must be within +-{MAX_CURRENT_A} A, got {current_a}")
         level = f":SOUR:CURR {format_number(current_a)}"
-        await self.transport.write(f":ABOR;{level};:INIT" if self._lease is not None else level, idempotent=True)
+        lease = self._lease
+        if lease is not None and lease.at_rest > 1:  # a new setpoint holds to the lease's end (until a renewal says)
+            lease.at_setpoint, lease.at_rest = lease.at_setpoint + lease.at_rest - 1, 1
+            level += f";:TRIG:BLOC:BRAN:COUN 2, {lease.at_setpoint}, 5;:TRIG:BLOC:BRAN:COUN 9, 1, 7"
+        await self.transport.write(f":ABOR;{level};:INIT" if lease is not None else level, idempotent=True)
         self._level_a = current_a
 
     async def output_on(self) -> None:
@@ -279,13 +283,13 @@ class Keithley2450(ScpiDriver):
             capacity = int(await self.query_number(f":TRAC:POIN? {_BUFFER}"))
             lease = _Lease(delay_s, at_setpoint, at_rest, 0, capacity)
             self._next_index = int(await self.query_number(f":TRAC:ACT? {_BUFFER}")) + 1
-            buf = f'"{_LEASE_BUFFERS[0]}"'
+            buf, d = f'"{_LEASE_BUFFERS[0]}"', format_number(delay_s)
             for command in (':TRIG:LOAD "Empty"', f":TRIG:BLOC:MEAS 1, {buf}",
                             f":TRIG:BLOC:BRAN:COUN 2, {at_setpoint}, 5", f":TRIG:BLOC:CONF:REC 3, {_REST_LIST}, 1",
-                            ":TRIG:BLOC:BRAN:ALW 4, 7", f":TRIG:BLOC:DEL:CONS 5, {format_number(delay_s)}",
-                            ":TRIG:BLOC:BRAN:ALW 6, 1", f":TRIG:BLOC:DEL:CONS 7, {format_number(delay_s)}",
+                            ":TRIG:BLOC:BRAN:ALW 4, 7", f":TRIG:BLOC:DEL:CONS 5, {d}",
+                            ":TRIG:BLOC:BRAN:ALW 6, 1", f":TRIG:BLOC:DEL:CONS 7, {d}",
                             f":TRIG:BLOC:MEAS 8, {buf}", f":TRIG:BLOC:BRAN:COUN 9, {at_rest}, 7",
-                            f":TRIG:BLOC:DEL:CONS 10, {format_number(delay_s)}", ":TRIG:BLOC:SOUR:STAT 11, OFF"):  # fmt: skip
+                            f":TRIG:BLOC:DEL:CONS 10, {d}", ":TRIG:BLOC:SOUR:STAT 11, OFF"):  # fmt: skip
                 await self.transport.write(command, idempotent=True)
             await self.check_errors("arming the lease")
             message = ":INIT"

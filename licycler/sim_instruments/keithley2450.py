@@ -12,7 +12,8 @@ SOURce:STATe|CONFig:RECall|BUFFer:CLEar|NOP``, ``:TRIGger:BLOCk:LIST?``, ``:TRIG
 :mod:`licycler.sim_instruments.trigger_model`), run on the instrument's own clock, so that a model
 ending in a source-output-off block turns the output off when it ends whether or not anyone is
 connected, source configuration lists (``:SOURce:CONFiguration:LIST:CREate|STORe|RECall|SIZE?|
-CATalog?|DELete``; :mod:`licycler.sim_instruments.source_config`), and the error queue in the 2450's format ``0,"No error;0;0 0"`` /
+CATalog?|DELete``; :mod:`licycler.sim_instruments.source_config`), and the error queue in the
+2450's format ``0,"No error;0;0 0"`` /
 ``-113,"Undefined header;1;<s> <ns>"``.
 """
 
