@@ -23,7 +23,13 @@ aborted with ``Z``. So in this driver:
   bounded to the lease, ``on_finished:`` ``cell_off``, readings also written to a file on the
   instrument); arming it again sends ``Y`` (abort the measurement loop only: the script starts a
   new bounded loop, the cell stays on); :meth:`read_lease_buffer` reads the files back
-  (``fs_dir``/``fs_get``), placed by the UTC start each file is named after.
+  (``fs_dir``/``fs_get``), placed by the UTC start each file is named after;
+- the rest (``setpoint_s``, :attr:`EmStat4Channel.lease_rests`): the script holds the time of the
+  rest on its own timer (``store_var r``); the setpoint's loop breaks at the first reading at or
+  after it and a 0 A ``meas_loop_cp`` (cell on) runs to the lease's last reading. The host cannot
+  write a running script's variables, so a re-arm stays ``Y`` while the rest it asks for is the one
+  the script holds (the same step's end), or lies beyond both leases; only a rest that moves within
+  the lease restarts the script (``Z``, the cell off for a few ms): about once per step, near its end.
 
 The measurement interval bounds how long the port's lock is held by the streaming read, so keep
 ``sample_interval_s`` short (<= a few seconds; default 1 s). Keep ``timeout_s`` below the interval
@@ -38,6 +44,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +110,11 @@ class _Stream:
     time_offset_s: float
     interval_s: float
     lease: bool = False
+    started_mono: float = 0.0
+    """The driver's ``timer_clock`` when the instrument acknowledged the script (its timer starts)."""
+    last_packet: str | None = None
+    last_packet_mono: float = 0.0
+    """The newest packet streamed, and the driver's ``timer_clock`` when it arrived."""
     rearm_answered: asyncio.Event = field(default_factory=asyncio.Event)
     rearm_refused: bool = False
     interrupting: int = 0
@@ -130,14 +142,19 @@ class EmStat4Channel:
     ``model``: what ``t`` must report (``EmStat4`` accepts LR and HR, ``EmStat4 HR`` only HR);
     ``sample_interval_s``: packet interval of the measurement loop, s; ``max_run_time_s``: run
     time written into each loop (the loop, and the current, end after it), s;
-    ``line_frequency_hz``: mains frequency, for the integration time (NPLC) -> bandwidth.
+    ``line_frequency_hz``: mains frequency, for the integration time (NPLC) -> bandwidth;
+    ``timer_clock``: a monotonic clock (s) on which the instrument's timer is carried on from its
+    newest reading to now (where a re-arm asks for its rest; default :func:`time.monotonic`, a
+    test on a virtual clock passes the clock the emulation runs on).
     """
 
     lease_mechanism = (
         "MethodSCRIPT meas_loop_cp with run time = lease inside a loop, on_finished: cell_off; "
-        "re-arm Y (abort the measurement loop only, cell stays on); readings kept on the "
-        "instrument (file_open, set_script_output 3), read back with fs_dir/fs_get"
+        "re-arm Y (abort the measurement loop only, cell stays on); the rest: if t >= r breakloop, "
+        "then meas_loop_cp at 0 A to the lease's end; readings kept on the instrument (file_open, "
+        "set_script_output 3), read back with fs_dir/fs_get"
     )
+    lease_rests = True
 
     def __init__(
         self,
@@ -153,6 +170,7 @@ class EmStat4Channel:
         retries: int = 2,
         stream_failures_allowed: int = 2,
         transport: VisaTransport | None = None,
+        timer_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 < sample_interval_s <= max_run_time_s:
             raise ValueError("need 0 < sample_interval_s <= max_run_time_s")
@@ -162,6 +180,7 @@ class EmStat4Channel:
         self.max_run_time_s = float(max_run_time_s)
         self.line_frequency_hz = float(line_frequency_hz)
         self.stream_failures_allowed = int(stream_failures_allowed)
+        self._timer_clock = timer_clock
         self.transport = transport or VisaTransport(
             resource,
             name=name,
@@ -190,6 +209,8 @@ class EmStat4Channel:
         self._last_time_s = 0.0
         self._last_lease_start_ms = 0
         self._lease: _LeaseSpec | None = None
+        self._rest_at_s: float | None = None
+        """The rest the running lease script holds: s on its timer (``r``), None for none."""
         self._serial = ""
         self._backlog: list[SampleBlock] = []
 
@@ -308,7 +329,11 @@ class EmStat4Channel:
             self._bandwidth_hz = 1.0 / integration_s
             self._configured = True
             if self._running():
-                await self._restart()
+                stream = self._stream
+                rest_in = None
+                if stream is not None and stream.lease and self._rest_at_s is not None:
+                    rest_in = max(self._rest_at_s - self._script_now_s(stream), 0.0)  # the same moment
+                await self._restart(rest_in)
 
     async def set_current(self, current_a: float) -> None:
         """The sourced current, A; restarts the loop at once if the output is on."""
@@ -389,8 +414,11 @@ class EmStat4Channel:
         s = self._stream
         return s is not None and s.kind == "cp" and s.active
 
-    async def _start_cp(self) -> None:
+    async def _start_cp(self, rest_in_s: float | None = None) -> None:
+        """Start the constant-current script: a lease script while a lease is armed, resting
+        ``rest_in_s`` (s) after it starts (None: no rest)."""
         self._tripped = False
+        self._rest_at_s = None
         lease = self._lease
         if lease is None:
             script = self._script_for(self._current_a)
@@ -411,14 +439,16 @@ class EmStat4Channel:
             potential_range_v=plain.potential_range_v,
             max_bandwidth_hz=plain.max_bandwidth_hz,
             file_path=ms.lease_file_path(start_ms),
+            rest_at_s=rest_in_s,
         )
         self._last_lease_start_ms = start_ms
         offset = (start_ms - self._epoch_utc_ms) / 1000.0
         await self._start_stream("cp", leased.lines(), offset_s=offset, interval_s=lease.read_period_s, lease=True)
+        self._rest_at_s = leased.rest_at_s
 
-    async def _restart(self) -> None:
+    async def _restart(self, rest_in_s: float | None = None) -> None:
         await self._stop_stream()
-        await self._start_cp()
+        await self._start_cp(rest_in_s)
 
     # ---------------------------------------------------------------- streams
 
@@ -451,7 +481,9 @@ class EmStat4Channel:
             raise DriverError(self.name, "e", f"unexpected reply {ack[:40]!r} to a script")
         offset = max(self._now_s(), self._last_time_s) if offset_s is None else offset_s
         interval = self.sample_interval_s if interval_s is None else interval_s
-        stream = _Stream(kind=kind, time_offset_s=offset, interval_s=interval, lease=lease)
+        stream = _Stream(
+            kind=kind, time_offset_s=offset, interval_s=interval, lease=lease, started_mono=self._timer_clock()
+        )
         stream.task = asyncio.create_task(self._read_stream(stream), name=f"{self.name} stream")
         self._stream = stream
         return stream
@@ -482,6 +514,7 @@ class EmStat4Channel:
                 head = line[0]
                 if head == "P":
                     stream.packets.append(line)
+                    stream.last_packet, stream.last_packet_mono = line, self._timer_clock()
                     stream.new_data.set()
                 elif head == "*":
                     stream.loop_ended = True
@@ -676,18 +709,27 @@ class EmStat4Channel:
                 raise DriverError(self.name, "cell_off", f"no end of the cell_off script: {off.failure.cause}")
             self._current_a = 0.0
             self._lease = None  # released; its files stay on the instrument for read_lease_buffer()
+            self._rest_at_s = None
 
     # ---------------------------------------------------------------- the lease
 
-    async def arm_lease(self, duration_s: float, read_period_s: float) -> None:
+    async def arm_lease(self, duration_s: float, read_period_s: float, setpoint_s: float | None = None) -> None:
         """Arm the lease (abort the running loop and start a lease script: the cell is off for
         the few ms in between), or re-arm it (``Y``: no gap in the current) when one with the same
         ``duration_s`` and ``read_period_s`` (s) runs. The instrument turns the cell off by itself
         ``duration_s`` (rounded down to whole reading periods) after it received the last arming;
         a re-arm must reach it at least half a reading period before that. DriverError when the
-        output is off (also when the lease ran out before this re-arm)."""
+        output is off (also when the lease ran out before this re-arm).
+
+        ``setpoint_s`` (s from now): the setpoint holds up to and including the first reading at
+        or after it, then the cell rests at 0 A (on) to the lease's end; None: no rest. A re-arm
+        stays ``Y`` while the running script's rest is the one asked for (to within
+        ``REST_EARLY`` / ``REST_LATE`` of a period: the same step's end), or neither falls within
+        this lease; otherwise the script is restarted with the new rest (a ``Y`` cannot carry it)."""
         if not (math.isfinite(duration_s) and math.isfinite(read_period_s) and 0 < read_period_s <= duration_s):
             raise ValueError(f"need 0 < read_period_s ({read_period_s}) <= duration_s ({duration_s})")
+        if setpoint_s is not None and not (math.isfinite(setpoint_s) and setpoint_s >= 0):
+            raise ValueError(f"setpoint_s must be finite and >= 0, got {setpoint_s}")
         spec = _LeaseSpec(float(duration_s), float(read_period_s))
         async with self._op_lock:
             if self._bandwidth_hz is not None and 1.0 / self._bandwidth_hz > read_period_s:
@@ -697,10 +739,28 @@ class EmStat4Channel:
             stream = self._stream
             assert stream is not None
             if stream.lease and self._lease == spec:
-                await self._rearm(stream)
-            else:
-                self._lease = spec
-                await self._restart()
+                now = self._script_now_s(stream)
+                wanted = None if setpoint_s is None else now + float(setpoint_s)
+                if _same_rest(self._rest_at_s, wanted, now, spec):
+                    await self._rearm(stream)
+                    return
+            self._lease = spec
+            await self._restart(None if setpoint_s is None else float(setpoint_s))
+
+    def _script_now_s(self, stream: _Stream) -> float:
+        """The running script's timer now (s), as the instrument's own readings place it: the
+        newest packet's ``eb`` plus the time since it arrived (at most a period), or the time since
+        the script started before any packet came."""
+        elapsed_since = stream.started_mono
+        base = 0.0
+        if stream.last_packet is not None:
+            try:
+                eb = [v.value for v in ms.parse_packet(stream.last_packet) if v.type_code == "eb"]
+            except ms.MethodScriptError:
+                eb = []
+            if eb and math.isfinite(eb[0]):
+                base, elapsed_since = eb[0], stream.last_packet_mono
+        return base + min(max(self._timer_clock() - elapsed_since, 0.0), stream.interval_s)
 
     async def _rearm(self, stream: _Stream) -> None:
         """``Y``: the running bounded loop ends and the script starts the next one at once."""
@@ -739,6 +799,7 @@ class EmStat4Channel:
             if self._lease is None:
                 return
             self._lease = None
+            self._rest_at_s = None
             stream = self._stream
             if stream is not None and stream.lease and stream.active:
                 await self._restart()
@@ -817,6 +878,32 @@ class EmStat4Channel:
         i = block.column("ba").copy()
         i[(block.column_status("ba") & ms.Status.OVERLOAD) != 0] = np.nan
         return SampleBlock(time_s=block.column("eb") + offset_s, voltage_v=e, current_a=i)
+
+
+REST_EARLY = 0.05
+"""How much earlier than asked (read periods) the running script's rest may be for a re-arm to stay
+``Y``: the host's estimate of the instrument's timer (its newest reading plus the time since)."""
+REST_LATE = 0.1
+"""How much later than asked (read periods) it may be: the reading the setpoint holds to is then
+the same one, or the next."""
+
+
+def _rest_in_lease(rest_at_s: float | None, now_s: float, spec: _LeaseSpec) -> float | None:
+    """Where (script timer, s) a bounded loop started at ``now_s`` rests, or None when it does not:
+    no rest, or the reading it holds to is the lease's last."""
+    if rest_at_s is None:
+        return None
+    start = max(rest_at_s, now_s)
+    return start if start - now_s <= spec.run_time_s - spec.read_period_s * (1 - 1e-6) else None
+
+
+def _same_rest(held_s: float | None, wanted_s: float | None, now_s: float, spec: _LeaseSpec) -> bool:
+    """Whether a re-arm (``Y``) now, with the script's rest at ``held_s``, does what a restart with
+    the rest at ``wanted_s`` would within the new lease (script timer, s; None: no rest)."""
+    held, wanted = _rest_in_lease(held_s, now_s, spec), _rest_in_lease(wanted_s, now_s, spec)
+    if held is None or wanted is None:
+        return held is None and wanted is None
+    return -REST_EARLY * spec.read_period_s <= held - wanted <= REST_LATE * spec.read_period_s
 
 
 def _concatenate(blocks: list[SampleBlock]) -> SampleBlock:

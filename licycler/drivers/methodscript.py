@@ -684,14 +684,24 @@ class LeasedCurrentScript(ConstantCurrentScript):
     (no re-arm), or a voltage-limit break, leaves the ``loop``; ``on_finished:`` then switches the
     cell off. Output goes to the serial line and to ``file_path`` on the instrument's storage
     (``file_open`` mode 1: create or append; ``set_script_output 3``: both).
+
+    ``rest_at_s`` (s on the script's timer, from its ``timer_start``), when given: the setpoint
+    holds up to and including the first reading taken at or after it (``if t >= r`` breaks the
+    measurement loop there); the rest of that bounded loop's lease is a second ``meas_loop_cp`` at
+    0 A (the cell on, at rest) that ends at the lease's last reading. A ``Y`` during the rest ends
+    it too: the script starts the next bounded loop at the setpoint, which holds for one reading
+    when ``rest_at_s`` has passed. None: no rest (the setpoint to the lease's end).
     """
 
     file_path: str = ""
+    rest_at_s: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.file_path.startswith("/") or '"' in self.file_path or " " in self.file_path:
             raise ValueError(f"file_path must be an absolute path without quotes or spaces: {self.file_path!r}")
+        if self.rest_at_s is not None and not (math.isfinite(self.rest_at_s) and self.rest_at_s >= 0):
+            raise ValueError(f"rest_at_s must be finite and >= 0, got {self.rest_at_s}")
 
     @property
     def full_run_threshold_s(self) -> float:
@@ -702,14 +712,31 @@ class LeasedCurrentScript(ConstantCurrentScript):
 
     def lines(self) -> list[str]:
         lit = format_literal
-        out = ["var t", "var p", "var c", "var s", "var e"]
+        threshold = lit(self.full_run_threshold_s)
+        rest = self.rest_at_s is not None
+        out = ["var t", "var p", "var c", "var s", "var e", *(["var r", "var d"] if rest else [])]
         out += [f'file_open "{self.file_path}" 1', "set_script_output 3"]
         out += self._setup_lines()
-        out += ["store_var p 0 ab", "store_var e 0 eb", "timer_start"]
-        out += [f"loop e < {lit(self.full_run_threshold_s)}", "  timer_get s", "  " + self._loop_line()]
+        out += ["store_var p 0 ab", "store_var e 0 eb"]
+        if self.rest_at_s is not None:
+            out.append(f"store_var r {lit(round(self.rest_at_s, 6))} eb")
+        out += ["timer_start", f"loop e < {threshold}", "  timer_get s"]
+        if rest:
+            out.append("  store_var t -1 eb")  # no reading of this bounded loop yet
+        out += ["  " + self._loop_line()]
         out += ["  " + ln for ln in self._body_lines()]
-        out += ["  endloop", "  timer_get e", "  sub_var e s", *self._limit_checks("  "), "endloop"]
-        out += ["on_finished:", "cell_off", "file_close"]
+        if rest:
+            out += ["    if t >= r", "      breakloop", "    endif"]
+        out += ["  endloop", "  timer_get e", "  sub_var e s", *self._limit_checks("  ")]
+        if rest:
+            # the setpoint's time is up before the lease's: 0 A to the lease's last reading
+            zero = f"meas_loop_cp p c 0 {lit(self.interval_s)} {lit(self.run_time_s)}"
+            out += ["  if t >= r", f"    if e < {threshold}"]
+            out += [f"      store_var d {threshold} eb", "      add_var d s", "      " + zero]
+            out += ["      " + ln for ln in self._body_lines()]
+            out += ["        if t >= d", "          breakloop", "        endif", "      endloop"]
+            out += ["      timer_get e", "      sub_var e s", *self._limit_checks("      "), "    endif", "  endif"]
+        out += ["endloop", "on_finished:", "cell_off", "file_close"]
         return out
 
 

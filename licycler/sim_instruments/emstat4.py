@@ -14,14 +14,17 @@ Script subset: ``var``; ``set_pgstat_chan``, ``set_pgstat_mode``, ``set_max_band
 ``set_i``, ``set_e``, ``cell_on``, ``cell_off``; ``timer_start``, ``timer_get``;
 ``meas_loop_cp E I <current> <interval> <run time>`` and ``meas_loop_ocp E <interval> <run time>``
 ... ``endloop`` holding ``pck_start``/``pck_add``/``pck_end``, ``timer_get`` and
-``if <var> <op> <number>`` / ``breakloop`` / ``endif``; ``on_finished:``; ``#`` comments. Outside
+``if <var> <op> <number|var>`` / ``breakloop`` / ``endif``; ``on_finished:``; ``#`` comments. Outside
 measurement loops: ``loop <var> <op> <var|number>`` ... ``endloop`` (``breakloop`` leaves it),
 ``if`` ... ``endif`` on scalars, ``store_var``, ``add_var``, ``sub_var``; ``file_open "<path>" <mode>``,
 ``file_close`` and ``set_script_output <1 comm | 2 file | 3 both>`` (files live as long as the
 emulation: the instrument's storage).
 
 The script runs on ``clock`` alone: a loop ends at its run time and ``on_finished:`` switches the
-cell off whether or not anybody reads the pty (replies are queued, never waited for).
+cell off whether or not anybody reads the pty (replies are queued, never waited for). A loop that
+breaks on time alone (``if t >= r`` on a ``timer_get`` variable, as the lease's rest does) ends at
+that very reading even when the clock jumped far past it, and what follows (a 0 A loop) drives the
+cell from there.
 
 A measurement loop prints ``M000A`` (chronopotentiometry) or ``M000B`` (open circuit), then one
 packet per interval *on the clock*, ``*`` at its end, and the script ends with an empty line.
@@ -54,6 +57,8 @@ if TYPE_CHECKING:
 __all__ = ["EmStat4Emulation", "EmStat4Spec", "serve"]
 
 _MAX_BATCH = 4096
+_TIME_EPS_S = 1e-9
+"""A reading falls due when the clock is this close to its time (s)."""
 _OPS = {">", "<", ">=", "<=", "==", "!="}
 _CONFIG_COMMANDS = {
     "set_pgstat_chan": (1, 1),
@@ -533,6 +538,10 @@ class EmStat4Emulation:
             k_due = math.floor((now - t0) / interval_s + 1e-9)
             k_last = max(k, min(n_points, k_due, k + _MAX_BATCH - 1))
             times = t0 + interval_s * np.arange(k, k_last + 1, dtype=np.float64)
+            timed_break = self._time_break(stmt, state, times, e_var, i_var)
+            if timed_break is not None:  # the loop ends there: the cell is not driven past it
+                times = times[: timed_break + 1]
+                k_last = k + timed_break
             voltage, current = self.cell.sample(times)
             if not galvanostatic:
                 current = np.zeros_like(voltage)
@@ -557,6 +566,29 @@ class EmStat4Emulation:
                 state.now_s = float(times[-1])
                 break
             await asyncio.sleep(0)
+
+    def _time_break(
+        self, stmt: _Stmt, state: _RunState, times: FloatArray, e_var: str, i_var: str | None
+    ) -> int | None:
+        """The first of ``times`` at which the body breaks the loop on time alone (an ``if`` with
+        ``breakloop`` on a ``timer_get`` variable against a number or a variable the body does not
+        set), or None. Known before the cell is sampled, so a block of readings stops there and
+        what follows the loop (a rest) drives the cell from that reading on."""
+        timers: set[str] = set()
+        measured = {e_var} | ({i_var} if i_var is not None else set())
+        first: int | None = None
+        for s in stmt.body:
+            if s.op == "timer_get":
+                timers.add(s.args[0])
+            elif s.op == "if" and any(inner.op == "breakloop" for inner in s.body):
+                name, op, right = s.args
+                if name not in timers or right in timers or right in measured:
+                    continue
+                cond = _compare(times - state.timer_origin_s, op, self._value(right, state, s.line))
+                if cond.any():
+                    at = int(np.argmax(cond))
+                    first = at if first is None else min(first, at)
+        return first
 
     def _loop_body(
         self,
@@ -597,7 +629,8 @@ class EmStat4Emulation:
                 values = env.get(s.args[0])
                 if values is None:
                     values = np.full(n, state.scalars.get(s.args[0], math.nan))
-                cond = _compare(values, s.args[1], ms.parse_literal(s.args[2]))
+                right = env.get(s.args[2])
+                cond = _compare(values, s.args[1], self._value(s.args[2], state, s.line) if right is None else right)
                 if any(inner.op == "breakloop" for inner in s.body):
                     broken |= cond
             elif s.op == "breakloop":
@@ -625,9 +658,12 @@ class EmStat4Emulation:
         return float(times[int(np.argmax(broken))]) if broken.any() else None
 
     async def _wait_until(self, t_s: float) -> bool:
-        """Wait for the clock to reach ``t_s``; False if an abort (``Z`` or ``Y``) came first."""
+        """Wait for the clock to reach ``t_s`` (to within :data:`_TIME_EPS_S`: a loop started at
+        a reading of an earlier loop puts its grid on sums that a clock moved by steps misses by
+        rounding); False if an abort (``Z`` or ``Y``) came first."""
         if self._abort.is_set() or self._loop_abort.is_set():
             return False
+        t_s -= _TIME_EPS_S
         if self.clock.now() >= t_s:
             return True
         sleeper = asyncio.ensure_future(self.clock.sleep_until(t_s))
@@ -674,7 +710,7 @@ class _RunState:
     types: dict[str, str] = field(default_factory=dict)
 
 
-def _compare(values: FloatArray, op: str, limit: float) -> npt.NDArray[np.bool_]:
+def _compare(values: FloatArray, op: str, limit: float | FloatArray) -> npt.NDArray[np.bool_]:
     result: npt.NDArray[np.bool_]
     if op == ">":
         result = values > limit
