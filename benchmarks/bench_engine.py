@@ -40,9 +40,7 @@ start = time.perf_counter()
 ctl = RunController(sched, setups, store)
 states = asyncio.run(ctl.run())
 elapsed = time.perf_counter() - start
-import sqlalchemy as sa
-with store.engine.connect() as c:
-    n = c.execute(sa.text('select count(*) from samples')).scalar()
+n = store.sample_count(ctl.run_id)
 import resource
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 print(json.dumps({"seconds": elapsed, "samples": n, "state": str(states["ch1"]), "peak_mb": peak_mb}))

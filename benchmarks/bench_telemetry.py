@@ -167,7 +167,7 @@ def _count_samples(db: Path) -> int:
         return 0
     with sqlite3.connect(db) as conn:
         try:
-            return int(conn.execute("SELECT count(*) FROM samples").fetchone()[0])
+            return int(conn.execute("SELECT coalesce(sum(n), 0) FROM sample_blocks").fetchone()[0])
         except sqlite3.OperationalError:
             return 0
 

@@ -27,11 +27,13 @@ __all__ = [
     "metadata",
     "metrics",
     "runs",
+    "sample_blocks",
     "samples",
     "steps",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: one ``samples`` row a sample; 2: samples in ``sample_blocks`` (``samples`` still read)."""
 
 metadata = MetaData()
 
@@ -115,6 +117,23 @@ samples = Table(
     Column("cycle", Integer, nullable=False),
     Column("pressure_pa", Float),
 )
+
+"""Version 1 stores' samples, one row each: still read (merged with the blocks), no longer written."""
+
+sample_blocks = Table(
+    "sample_blocks",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("channel", String(64), primary_key=True),
+    Column("first_seq", Integer, primary_key=True),
+    Column("last_seq", Integer, nullable=False),
+    Column("n", Integer, nullable=False),  # samples in the block
+    Column("t_first_s", Float, nullable=False),
+    Column("t_last_s", Float, nullable=False),
+    Column("encoding", String(16), nullable=False),  # see licycler.store.blocks
+    Column("data", LargeBinary, nullable=False),
+)
+"""A channel's samples, one row per block of consecutive samples, the columns coded in ``data``."""
 
 events = Table(
     "events",

@@ -11,19 +11,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import math
 import queue
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,25 +28,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from licycler.errors import UserError
 from licycler.events import Event
 from licycler.store import schema as s
+from licycler.store.blocks import BLOCK_ENCODING, SampleRows, decode_block, encode_block, merge_samples
 
 __all__ = ["DEFAULT_DB_URL", "SampleRows", "Store", "StoreError", "StoreWriter", "WriteBatch"]
 
 DEFAULT_DB_URL = "sqlite:///licycler-data/licycler.db"
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
-SAMPLE_COLUMNS = (
-    "run_id",
-    "channel",
-    "seq",
-    "t_s",
-    "voltage_v",
-    "current_a",
-    "charge_c",
-    "step_seq",
-    "cycle",
-    "pressure_pa",
-)
+BLOCK_COLUMNS = ("run_id", "channel", "first_seq", "last_seq", "n", "t_first_s", "t_last_s", "encoding", "data")
 METRIC_COLUMNS = ("run_id", "channel", "seq", "time_s", "cycle", "name", "value")
 
 
@@ -59,36 +44,6 @@ COALESCE_ROWS = 100_000
 
 class StoreError(UserError):
     """The database cannot be opened or written (unreachable server, bad URL, full disk...)."""
-
-
-@dataclass
-class SampleRows:
-    """Recorded samples of one channel as column arrays (equal lengths)."""
-
-    seq: IntArray
-    t_s: FloatArray
-    voltage_v: FloatArray
-    current_a: FloatArray
-    charge_c: FloatArray
-    step_seq: IntArray
-    cycle: IntArray
-    pressure_pa: FloatArray | None = None
-
-    def __len__(self) -> int:
-        return int(self.seq.shape[0])
-
-    def rows(self, run_id: str, channel: str) -> list[tuple[Any, ...]]:
-        pressure: Iterable[float | None] = (
-            repeat(None)
-            if self.pressure_pa is None
-            else [None if math.isnan(p) else p for p in self.pressure_pa.tolist()]
-        )
-        return list(
-            zip(
-                repeat(run_id), repeat(channel), self.seq.tolist(), self.t_s.tolist(), self.voltage_v.tolist(),
-                self.current_a.tolist(), self.charge_c.tolist(), self.step_seq.tolist(), self.cycle.tolist(), pressure,
-            )
-        )  # fmt: skip
 
 
 @dataclass
@@ -176,14 +131,13 @@ class Store:
                 self._write(conn, batch)
 
     def _write(self, conn: Any, batch: WriteBatch) -> None:
-        for rows in batch.samples:
-            if not len(rows):
-                continue
-            data = rows.rows(batch.run_id, batch.channel)
+        parts = [rows for rows in batch.samples if len(rows)]
+        if parts:  # the batch's samples as one block
+            block = _block_row(batch.run_id, batch.channel, parts[0] if len(parts) == 1 else SampleRows.concat(parts))
             if self.dialect == "sqlite":
-                conn.exec_driver_sql(_sqlite_insert("samples", SAMPLE_COLUMNS), data)
+                conn.exec_driver_sql(_sqlite_insert("sample_blocks", BLOCK_COLUMNS), [block])
             else:
-                conn.execute(self._insert_ignore(s.samples), [dict(zip(SAMPLE_COLUMNS, r, strict=True)) for r in data])
+                conn.execute(self._insert_ignore(s.sample_blocks), [dict(zip(BLOCK_COLUMNS, block, strict=True))])
         key = {"run_id": batch.run_id, "channel": batch.channel}
         if batch.steps:
             conn.execute(self._insert_ignore(s.steps), [{**key, **r} for r in batch.steps])
@@ -225,6 +179,7 @@ class Store:
         identically): samples from ``sample_seq``, events from ``event_seq``, steps after ``step_seq``,
         cycles from ``cycle`` (the one open at the checkpoint) on, metric rows from ``metric_seq``."""
         with self.engine.begin() as conn:
+            self._cut_blocks(conn, run_id, channel, sample_seq)
             for table, column, first in (
                 (s.samples, s.samples.c.seq, sample_seq),
                 (s.events, s.events.c.seq, event_seq),
@@ -238,6 +193,20 @@ class Store:
             conn.execute(update(s.channels).where(s.channels.c.run_id == run_id, s.channels.c.channel == channel)
                          .values(status="running"))  # fmt: skip
             conn.execute(update(s.runs).where(s.runs.c.run_id == run_id).values(status="running", ended_unix_s=None))
+
+    def _cut_blocks(self, conn: Any, run_id: str, channel: str, first: int) -> None:
+        """Delete the channel's stored samples from ``first`` on (a block across it keeps its head)."""
+        b = s.sample_blocks
+        mine = (b.c.run_id == run_id, b.c.channel == channel)
+        across_q = select(b.c.first_seq, b.c.n, b.c.data).where(*mine, b.c.first_seq < first, b.c.last_seq >= first)
+        across = conn.execute(across_q).all()
+        conn.execute(b.delete().where(*mine, b.c.first_seq >= first))
+        for first_seq, n, data in across:
+            rows = decode_block(data, n)
+            head = rows.take(rows.seq < first)
+            conn.execute(b.delete().where(*mine, b.c.first_seq == first_seq))
+            if len(head):
+                conn.execute(insert(b), [dict(zip(BLOCK_COLUMNS, _block_row(run_id, channel, head), strict=True))])
 
     # --- reading ----------------------------------------------------------------------------
     def run(self, run_id: str) -> dict[str, Any] | None:
@@ -261,9 +230,15 @@ class Store:
         return dict(row) if row else None
 
     def samples(self, run_id: str, channel: str, *, from_seq: int = 0) -> SampleRows:
-        """All recorded samples of a channel from ``from_seq`` on, in sequence order."""
-        t = s.samples
-        q = (
+        """All recorded samples of a channel from ``from_seq`` on, in sequence order (the blocks and,
+        from a version 1 store, the rows of ``samples``)."""
+        b, t = s.sample_blocks, s.samples
+        blocks = (
+            select(b.c.n, b.c.encoding, b.c.data)
+            .where(b.c.run_id == run_id, b.c.channel == channel, b.c.last_seq >= from_seq)
+            .order_by(b.c.first_seq)
+        )
+        legacy = (
             select(
                 t.c.seq, t.c.t_s, t.c.voltage_v, t.c.current_a, t.c.charge_c, t.c.step_seq, t.c.cycle, t.c.pressure_pa
             )
@@ -271,14 +246,23 @@ class Store:
             .order_by(t.c.seq)
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 8
-        pressure = np.array([np.nan if p is None else p for p in cols[7]], dtype=np.float64)
-        return SampleRows(
-            np.array(cols[0], dtype=np.int64), np.array(cols[1], dtype=np.float64), np.array(cols[2], dtype=np.float64),
-            np.array(cols[3], dtype=np.float64), np.array(cols[4], dtype=np.float64), np.array(cols[5], dtype=np.int64),
-            np.array(cols[6], dtype=np.int64), pressure,
-        )  # fmt: skip
+            parts = [_decode(n, encoding, data) for n, encoding, data in conn.execute(blocks)]
+            rows = conn.execute(legacy).all()
+        if rows:
+            parts.append(_legacy_rows(rows))
+        return merge_samples(parts, from_seq)
+
+    def sample_count(self, run_id: str, channel: str | None = None) -> int:
+        """How many sample rows a run (or one of its channels) holds, without reading them (a sample
+        that a replay cut into other blocks wrote twice counts twice; :meth:`samples` has it once)."""
+        b, t = s.sample_blocks, s.samples
+        in_blocks = select(func.coalesce(func.sum(b.c.n), 0)).where(b.c.run_id == run_id)
+        legacy = select(func.count()).select_from(t).where(t.c.run_id == run_id)
+        if channel is not None:
+            in_blocks = in_blocks.where(b.c.channel == channel)
+            legacy = legacy.where(t.c.channel == channel)
+        with self.engine.connect() as conn:
+            return int(conn.execute(in_blocks).scalar_one()) + int(conn.execute(legacy).scalar_one())
 
     def _rows(self, table: Any, run_id: str, channel: str | None, order: Any) -> list[dict[str, Any]]:
         q = select(table).where(table.c.run_id == run_id)
@@ -303,6 +287,28 @@ class Store:
         for r in rows:
             r["values"] = json.loads(r.pop("values_json"))
         return rows
+
+
+def _block_row(run_id: str, channel: str, rows: SampleRows) -> tuple[Any, ...]:
+    """A ``sample_blocks`` row (in :data:`BLOCK_COLUMNS` order) holding ``rows``."""
+    return (run_id, channel, int(rows.seq[0]), int(rows.seq[-1]), len(rows), float(rows.t_s[0]),
+            float(rows.t_s[-1]), BLOCK_ENCODING, encode_block(rows))  # fmt: skip
+
+
+def _decode(n: int, encoding: str, data: bytes) -> SampleRows:
+    if encoding != BLOCK_ENCODING:
+        raise StoreError(f"a sample block is coded '{encoding}', which this version of licycler cannot read")
+    return decode_block(bytes(data), n)
+
+
+def _legacy_rows(rows: Sequence[Any]) -> SampleRows:
+    """Rows of a version 1 ``samples`` table as columns."""
+    cols = list(zip(*rows, strict=True))
+    return SampleRows(
+        np.array(cols[0], dtype=np.int64), np.array(cols[1], dtype=np.float64), np.array(cols[2], dtype=np.float64),
+        np.array(cols[3], dtype=np.float64), np.array(cols[4], dtype=np.float64), np.array(cols[5], dtype=np.int64),
+        np.array(cols[6], dtype=np.int64), np.array([np.nan if p is None else p for p in cols[7]], dtype=np.float64),
+    )  # fmt: skip
 
 
 @functools.cache

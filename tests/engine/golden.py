@@ -69,6 +69,10 @@ hot spot (alpha 25 on glass fibre), whose depletion the monitors find and derate
 
 
 def _digest(a: np.ndarray) -> str:
+    """SHA-256 of the exact bytes, with -0.0 read as 0.0: the version 1 store's SQLite REAL column
+    kept no sign of a zero (the twin's rest readings hold a few -0.0), the block store keeps it."""
+    if a.dtype.kind == "f":
+        a = a + 0.0
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:24]
 
 
