@@ -4,4 +4,5 @@ import sys
 
 from licycler.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a writer process imports the main module (multiprocessing)
+    sys.exit(main())

@@ -25,7 +25,8 @@ from licycler.protocols.schedule import Schedule
 from licycler.safety.limits import LimitsRefused
 from licycler.safety.station import StationSafety
 from licycler.safety.supervisor import ChannelSupervisor
-from licycler.store.sql import Store, StoreWriter
+from licycler.store.process_writer import ProcessStoreWriter, process_writer_fits
+from licycler.store.sql import BatchWriter, Store, StoreWriter
 
 __all__ = ["ChannelSetup", "RunController", "exit_status"]
 
@@ -51,6 +52,17 @@ class ChannelSetup:
     """A station resume: the interrupted step's blocks so far (stored, and read back from the instrument)."""
     resumed: list[Event] = field(default_factory=list)
     """A station resume: what it found (a ``controller_gap`` event), recorded as the channel starts."""
+
+
+def _writer(store: Store | None, setups: list[ChannelSetup]) -> BatchWriter | None:
+    """The run's store writer: in a process of its own for a hardware-free run (every channel on a
+    virtual clock, a store a child can open), else a thread (lingering on real time)."""
+    if store is None:
+        return None
+    if setups and all(isinstance(s.clock, VirtualClock) for s in setups) and process_writer_fits(store):
+        return ProcessStoreWriter(store)
+    linger_s = WRITER_LINGER_S if any(not isinstance(s.clock, VirtualClock) for s in setups) else 0.0
+    return StoreWriter(store, linger_s=linger_s)
 
 
 def exit_status(states: dict[str, RunState]) -> int:
@@ -83,8 +95,7 @@ class RunController:
         self.station_text = station_text
         self.events = events or FanOut()
         self.resuming = resuming
-        linger_s = WRITER_LINGER_S if any(not isinstance(s.clock, VirtualClock) for s in setups) else 0.0
-        self.writer = StoreWriter(store, linger_s=linger_s) if store is not None else None
+        self.writer = _writer(store, setups)
         self.runners: dict[str, ChannelRunner] = {}
         self.observers: list[RunObserver] = []
         self.safety = StationSafety({s.name: s.supervisor for s in setups})

@@ -30,7 +30,7 @@ from licycler.monitors import Decision, MonitorSuite
 from licycler.protocols.schedule import Schedule, Step
 from licycler.safety.checks import Violation
 from licycler.safety.supervisor import ChannelSupervisor, SafetyTripped
-from licycler.store.sql import SampleRows, StoreWriter, WriteBatch
+from licycler.store.sql import BatchWriter, SampleRows, WriteBatch
 
 __all__ = [
     "ChannelRunner",
@@ -196,7 +196,7 @@ class ChannelRunner:
         *,
         clock: Clock,
         run_id: str,
-        writer: StoreWriter | None,
+        writer: BatchWriter | None,
         events: FanOut,
         progress: Progress | None = None,
         snapshot: Callable[[], bytes] | None = None,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, event, func, insert, select, update
@@ -30,12 +30,11 @@ from licycler.events import Event
 from licycler.store import schema as s
 from licycler.store.blocks import BLOCK_ENCODING, SampleRows, decode_block, encode_block, merge_samples
 
-__all__ = ["DEFAULT_DB_URL", "SampleRows", "Store", "StoreError", "StoreWriter", "WriteBatch"]
+__all__ = ["DEFAULT_DB_URL", "BatchWriter", "SampleRows", "Store", "StoreError", "StoreWriter", "WriteBatch"]
 
 DEFAULT_DB_URL = "sqlite:///licycler-data/licycler.db"
 
 BLOCK_COLUMNS = ("run_id", "channel", "first_seq", "last_seq", "n", "t_first_s", "t_last_s", "encoding", "data")
-METRIC_COLUMNS = ("run_id", "channel", "seq", "time_s", "cycle", "name", "value")
 
 
 COALESCE_ROWS = 100_000
@@ -125,53 +124,37 @@ class Store:
 
     def write_many(self, batches: Sequence[WriteBatch]) -> None:
         """Write several batches, in order, in one transaction (a checkpoint still commits with
-        exactly the data before it: all of it or none)."""
+        exactly the data before it: all of it or none). Each table takes one statement for all the
+        batches' rows; of several checkpoints (or statuses) of a channel the last is the one kept."""
+        rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in _INSERTED}
+        checkpoints: dict[tuple[str, str], dict[str, Any]] = {}
+        statuses: dict[tuple[str, str], str] = {}
+        for batch in batches:
+            _collect(batch, rows)
+            key = (batch.run_id, batch.channel)
+            if batch.checkpoint is not None:
+                checkpoints[key] = {"run_id": key[0], "channel": key[1], "updated_unix_s": time.time(),
+                                    **batch.checkpoint}  # fmt: skip
+            if batch.channel_status is not None:
+                statuses[key] = batch.channel_status
         with self.engine.begin() as conn:
-            for batch in batches:
-                self._write(conn, batch)
+            for name, data in rows.items():
+                if data:
+                    self._insert_rows(conn, s.metadata.tables[name], data)
+            c, ch = s.checkpoints, s.channels
+            for (run_id, channel), row in checkpoints.items():
+                conn.execute(c.delete().where(c.c.run_id == run_id, c.c.channel == channel))
+                conn.execute(insert(c), [row])
+            for (run_id, channel), status in statuses.items():
+                conn.execute(update(ch).where(ch.c.run_id == run_id, ch.c.channel == channel).values(status=status))
 
-    def _write(self, conn: Any, batch: WriteBatch) -> None:
-        parts = [rows for rows in batch.samples if len(rows)]
-        if parts:  # the batch's samples as one block
-            block = _block_row(batch.run_id, batch.channel, parts[0] if len(parts) == 1 else SampleRows.concat(parts))
-            if self.dialect == "sqlite":
-                conn.exec_driver_sql(_sqlite_insert("sample_blocks", BLOCK_COLUMNS), [block])
-            else:
-                conn.execute(self._insert_ignore(s.sample_blocks), [dict(zip(BLOCK_COLUMNS, block, strict=True))])
-        key = {"run_id": batch.run_id, "channel": batch.channel}
-        if batch.steps:
-            conn.execute(self._insert_ignore(s.steps), [{**key, **r} for r in batch.steps])
-        if batch.cycles:
-            conn.execute(self._insert_ignore(s.cycles), [{**key, **r} for r in batch.cycles])
-        if batch.events:
-            conn.execute(
-                self._insert_ignore(s.events),
-                [
-                    {**key, "seq": seq, "time_s": e.time_s, "unix_time_s": e.wall_time_s, "source": e.source,
-                     "kind": e.kind, "cause": e.cause, "message": e.message,
-                     "values_json": json.dumps(dict(e.values), default=str)}
-                    for seq, e in batch.events
-                ],
-            )  # fmt: skip
-        if batch.metrics and self.dialect == "sqlite":  # many small rows: plain tuples, as for samples
-            run_id, channel = batch.run_id, batch.channel
-            conn.exec_driver_sql(
-                _sqlite_insert("metrics", METRIC_COLUMNS),
-                [(run_id, channel, r["seq"], r["time_s"], r["cycle"], r["name"], r["value"]) for r in batch.metrics],
-            )
-        elif batch.metrics:
-            conn.execute(self._insert_ignore(s.metrics), [{**key, **r} for r in batch.metrics])
-        if batch.checkpoint is not None:
-            row = {**key, "updated_unix_s": time.time(), **batch.checkpoint}
-            conn.execute(s.checkpoints.delete().where(s.checkpoints.c.run_id == batch.run_id,
-                                                      s.checkpoints.c.channel == batch.channel))  # fmt: skip
-            conn.execute(insert(s.checkpoints), [row])
-        if batch.channel_status is not None:
-            conn.execute(
-                update(s.channels)
-                .where(s.channels.c.run_id == batch.run_id, s.channels.c.channel == batch.channel)
-                .values(status=batch.channel_status)
-            )
+    def _insert_rows(self, conn: Any, table: Any, rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` (tuples in the table's column order), ignoring those already there."""
+        if self.dialect == "sqlite":  # plain tuples through the driver: the bulk of a run's writing
+            conn.exec_driver_sql(_sqlite_insert(table.name, tuple(table.columns.keys())), rows)
+        else:
+            names = table.columns.keys()
+            conn.execute(self._insert_ignore(table), [dict(zip(names, r, strict=True)) for r in rows])
 
     def discard_after(self, run_id: str, channel: str, *, sample_seq: int, event_seq: int, step_seq: int,
                       cycle: int, metric_seq: int) -> None:  # fmt: skip
@@ -289,6 +272,34 @@ class Store:
         return rows
 
 
+_INSERTED = ("sample_blocks", "steps", "cycles", "events", "metrics")
+"""Tables a batch inserts rows into (insert-or-ignore: a replayed batch changes nothing)."""
+
+
+def _collect(batch: WriteBatch, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Add ``batch``'s rows, as tuples in each table's column order, to ``rows``."""
+    run_id, channel = batch.run_id, batch.channel
+    parts = [r for r in batch.samples if len(r)]
+    if parts:  # the batch's samples as one block
+        rows["sample_blocks"].append(
+            _block_row(run_id, channel, parts[0] if len(parts) == 1 else SampleRows.concat(parts))
+        )
+    for name, dicts in (("steps", batch.steps), ("cycles", batch.cycles), ("metrics", batch.metrics)):
+        columns = _value_columns(name)
+        rows[name].extend((run_id, channel, *(r.get(c) for c in columns)) for r in dicts)
+    rows["events"].extend(
+        (run_id, channel, seq, e.time_s, e.wall_time_s, e.source, e.kind, e.cause, e.message,
+         json.dumps(dict(e.values), default=str))
+        for seq, e in batch.events
+    )  # fmt: skip
+
+
+@functools.cache
+def _value_columns(table: str) -> tuple[str, ...]:
+    """A data table's columns after (run_id, channel)."""
+    return tuple(s.metadata.tables[table].columns.keys())[2:]
+
+
 def _block_row(run_id: str, channel: str, rows: SampleRows) -> tuple[Any, ...]:
     """A ``sample_blocks`` row (in :data:`BLOCK_COLUMNS` order) holding ``rows``."""
     return (run_id, channel, int(rows.seq[0]), int(rows.seq[-1]), len(rows), float(rows.t_s[0]),
@@ -325,9 +336,28 @@ def _short(exc: BaseException) -> str:
 _HURRY = object()
 
 
-def _sample_count(item: object) -> int:
+def batch_sample_count(item: object) -> int:
     """Sample rows in a queued item (0 for the writer's markers)."""
     return sum(len(r) for r in item.samples) if isinstance(item, WriteBatch) else 0
+
+
+@runtime_checkable
+class BatchWriter(Protocol):
+    """What the engine needs of a store writer: ``submit`` returns at once (or, for a hardware-free
+    run, once the writer has room), a failure is kept in ``failed``, never raised into control."""
+
+    failed: BaseException | None
+
+    def submit(self, batch: WriteBatch) -> None: ...
+
+    @property
+    def pending(self) -> int: ...
+
+    async def wait_below(self, batches: int) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class StoreWriter:
@@ -365,7 +395,7 @@ class StoreWriter:
         while True:
             batches = [self._queue.get()]
             # coalesce what else is waiting (or arrives within linger_s) into the same transaction
-            rows = _sample_count(batches[0])
+            rows = batch_sample_count(batches[0])
             deadline = time.monotonic() + self.linger_s
             while isinstance(batches[-1], WriteBatch) and rows < COALESCE_ROWS:
                 wait = deadline - time.monotonic()
@@ -374,7 +404,7 @@ class StoreWriter:
                 except queue.Empty:
                     break
                 batches.append(nxt)
-                rows += _sample_count(nxt)
+                rows += batch_sample_count(nxt)
             stop = batches[-1] is None
             todo = [b for b in batches if isinstance(b, WriteBatch)]
             try:
@@ -409,3 +439,9 @@ class StoreWriter:
         await self.flush()
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
+
+    def stop(self) -> None:
+        """Write what is queued and end the thread (blocking: for code outside an event loop)."""
+        self._queue.join()
+        self._queue.put(None)
+        self._thread.join()

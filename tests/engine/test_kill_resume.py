@@ -7,10 +7,12 @@ mid-batch, wherever it was); ``licycler resume`` then continues from the store a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +60,8 @@ async def kill_and_resume(schedule: Path, db: Path, delay_s: float) -> bool:
     try:
         await asyncio.wait_for(proc.wait(), delay_s)
     except TimeoutError:
-        os.kill(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may have ended just now
+            os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
     if proc.returncode == 0 or not db.exists():
         return False
@@ -81,7 +84,9 @@ async def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_pat
     schedule = tmp_path / "schedule.yaml"
     schedule.write_text(SCHEDULE)
     ref_db = tmp_path / "ref.db"
+    started = time.perf_counter()
     await cli("run", str(schedule), "--sim", "li-cu", "--db", f"sqlite:///{ref_db}", "--quiet")
+    span_s = time.perf_counter() - started  # kills land within the run however fast it goes
     ref = Store(f"sqlite:///{ref_db}")
     ref_id = ref.runs()[0]["run_id"]
     ref_samples = ref.samples(ref_id, "ch1")
@@ -95,7 +100,7 @@ async def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_pat
         assert attempt < 3 * KILLS, f"only {done} kills landed inside a run"
         jobs = []
         for _ in range(PARALLEL):
-            jobs.append(kill_and_resume(schedule, tmp_path / f"k{attempt}.db", rng.uniform(0.0, 1.0)))
+            jobs.append(kill_and_resume(schedule, tmp_path / f"k{attempt}.db", rng.uniform(0.0, span_s)))
             attempt += 1
         results = await asyncio.gather(*jobs)
         for k, landed in enumerate(results):
