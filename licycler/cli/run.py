@@ -21,7 +21,7 @@ from typing import Any
 
 from licycler.clock import RealTimeClock
 from licycler.engine import ChannelSetup, RunController, RunState, exit_status
-from licycler.engine.resume import plan_resume
+from licycler.engine.resume import close_finished_run, plan_resume
 from licycler.engine.sim import twin_setups
 from licycler.engine.station_resume import resume_station
 from licycler.errors import UserError
@@ -149,10 +149,19 @@ async def _resume_async(args: argparse.Namespace) -> int:
     plan = plan_resume(store, args.run)
     printer = _Printer(_mode(args))
     if not plan.setups:
-        raise UserError(f"run '{args.run}' has no channel left to resume (finished: {', '.join(plan.finished)})")
+        return _nothing_left(store, args.run, plan.finished)
     controller = RunController(plan.schedule, plan.setups, store, run_id=plan.run_id, mode=plan.mode, resuming=True)
     banner = f"resuming run {plan.run_id} on {', '.join(s.name for s in plan.setups)}"
     return await _drive(controller, None, store, printer, args, banner)
+
+
+def _nothing_left(store: Store, run_id: str, finished: list[str]) -> int:
+    """Every channel had finished: record the run's end if the controller died before it could."""
+    status = close_finished_run(store, run_id)
+    if status is None:
+        raise UserError(f"run '{run_id}' has no channel left to resume (finished: {', '.join(finished)})")
+    print(f"run {run_id}: every channel had finished; the run is now recorded {status}", file=sys.stderr)
+    return 0 if status == "completed" else 1
 
 
 async def _resume_station(args: argparse.Namespace, store: Store) -> int:
@@ -161,7 +170,7 @@ async def _resume_station(args: argparse.Namespace, store: Store) -> int:
     printer = _Printer(_mode(args))
     if not plan.setups:
         await plan.station.close()
-        raise UserError(f"run '{args.run}' has no channel left to resume (finished: {', '.join(plan.finished)})")
+        return _nothing_left(store, args.run, plan.finished)
     controller = RunController(plan.schedule, plan.setups, store, run_id=plan.run_id, mode="station", resuming=True)
     banner = f"resuming station run {plan.run_id} on {', '.join(s.name for s in plan.setups)}"
     return await _drive(controller, plan.station, store, printer, args, banner)

@@ -21,7 +21,7 @@ from licycler.protocols.schedule import Schedule
 from licycler.store.sql import Store
 from licycler.yamlsource import load_yaml_text
 
-__all__ = ["ResumePlan", "plan_resume", "unfinished_run"]
+__all__ = ["ResumePlan", "close_finished_run", "plan_resume", "unfinished_run"]
 
 
 @dataclass
@@ -45,6 +45,27 @@ def unfinished_run(store: Store, run_id: str) -> dict[str, Any]:
     if run["status"] == "completed":
         raise UserError(f"run '{run_id}' is already completed")
     return run
+
+
+def close_finished_run(store: Store, run_id: str) -> str | None:
+    """A run still marked running whose every channel had finished (the controller died as it
+    closed the run): record the run's end from its channels' and return that status; None when
+    the run is not in that state."""
+    run = store.run(run_id)
+    if run is None or run["status"] != "running":
+        return None
+    statuses = [c["status"] for c in store.channels(run_id)]
+    if not statuses or "running" in statuses:
+        return None
+    if all(st == "completed" for st in statuses):
+        status = "completed"
+    elif all(st in ("completed", "aborted") for st in statuses):
+        status = "aborted"
+    else:
+        status = "faulted"
+    message = "every channel had finished when the controller stopped; the run's end recorded on resume"
+    store.set_run_status(run_id, status, message)
+    return status
 
 
 def plan_resume(store: Store, run_id: str, *, stuck_count: int = 20) -> ResumePlan:

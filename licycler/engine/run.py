@@ -96,6 +96,8 @@ class RunController:
         self.events = events or FanOut()
         self.resuming = resuming
         self.writer = _writer(store, setups)
+        self.sim_checkpoint_period_s: float | None = None
+        """A hardware-free run's checkpoint period (s of wall time; None: the runner's default)."""
         self.runners: dict[str, ChannelRunner] = {}
         self.observers: list[RunObserver] = []
         self.safety = StationSafety({s.name: s.supervisor for s in setups})
@@ -154,6 +156,8 @@ class RunController:
                 resumed=setup.resumed,
             )  # fmt: skip
             self.runners[setup.name].observers.extend(self.observers)
+            if self.sim_checkpoint_period_s is not None:
+                self.runners[setup.name].sim_checkpoint_period_s = self.sim_checkpoint_period_s
         tasks = {name: asyncio.create_task(r.run(), name=f"channel:{name}") for name, r in self.runners.items()}
         try:
             results = await asyncio.gather(*tasks.values(), return_exceptions=True)

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import pickle
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
@@ -52,6 +53,11 @@ a rig with a pressure window in the limits or a suspension rule in the schedule.
 
 STORE_LAG_BATCHES = 32
 """How far the store may fall behind a hardware-free run before the run waits for it."""
+
+SIM_CHECKPOINT_PERIOD_S = 0.1
+"""A hardware-free run checkpoints at the first step boundary after this much wall time (s): a
+crash costs at most that much work again, and a checkpoint (the cell's pickled state, about 0.5 ms)
+is not paid for at every step of a run that goes through hundreds a second."""
 
 FLUSH_ROWS = 20_000
 """Samples kept in memory before a batch goes to the store (also flushed at every step end)."""
@@ -246,6 +252,9 @@ class ChannelRunner:
         self._resumed = list(resumed or [])
         self._skip_checkpoint = replay is not None
         self._last_flush = clock.now()
+        self._checkpoint_wall_s = -math.inf
+        self.sim_checkpoint_period_s = SIM_CHECKPOINT_PERIOD_S
+        """See :data:`SIM_CHECKPOINT_PERIOD_S` (0: a checkpoint at every step boundary)."""
         self._step: Step | None = None
         self._t0 = 0.0
         self.supervisor.lease_horizon = self._step_horizon
@@ -291,7 +300,7 @@ class ChannelRunner:
                     self.supervisor.start_watchdog()
                 while self.progress.position < len(steps):
                     if not self._skip_checkpoint:  # a station resume continues the checkpoint it started from
-                        await self._checkpoint()
+                        await self._checkpoint(step_boundary=True)
                     self._skip_checkpoint = False
                     step = steps[self.progress.position]
                     end = await self._run_step(step)
@@ -323,7 +332,10 @@ class ChannelRunner:
         if final is RunState.ABORTED and self.machine.state is not RunState.STOPPING:
             self.machine.to(RunState.STOPPING, "abort", "operator abort")
         self.machine.to(final, "end", "schedule finished" if final is RunState.COMPLETED else "aborted")
-        self._flush(final=True)
+        if self.writer is not None:  # the end, its events and the channel's status in one transaction
+            batch = self._checkpoint_batch()
+            batch.channel_status = str(self.machine.state)
+            self.writer.submit(batch)
         return self.machine.state
 
     def _advance(self, step: Step, end: StepEnd) -> bool:
@@ -359,7 +371,6 @@ class ChannelRunner:
         await self.supervisor.secure("end", "schedule finished")
         self.progress.finished = True
         self.progress.position = len(self.schedule.steps)
-        await self._checkpoint()
 
     # --- one step -------------------------------------------------------------------------------
     async def _run_step(self, step: Step) -> StepEnd:
@@ -869,11 +880,22 @@ class ChannelRunner:
         if self.throttle_store and self.writer is not None and self.writer.pending > STORE_LAG_BATCHES:
             await self.writer.wait_below(STORE_LAG_BATCHES // 4)
 
-    async def _checkpoint(self) -> None:
-        """Commit a checkpoint with all data up to here, in one transaction."""
+    async def _checkpoint(self, *, step_boundary: bool = False) -> None:
+        """Commit a checkpoint with all data up to here, in one transaction: at every step boundary
+        on real time; in a hardware-free run at most every :data:`SIM_CHECKPOINT_PERIOD_S` of wall
+        time, ``sim_checkpoint_period_s`` (a resume regenerates what follows its checkpoint identically)."""
         if self.writer is None:
             return
+        if step_boundary and self.throttle_store:
+            if time.monotonic() - self._checkpoint_wall_s < self.sim_checkpoint_period_s:
+                return
+            self._checkpoint_wall_s = time.monotonic()
         await self._check_store()
+        self.writer.submit(self._checkpoint_batch())
+        await self._keep_up()
+
+    def _checkpoint_batch(self) -> WriteBatch:
+        """The data since the last batch, with the checkpoint that covers it."""
         self.progress.accounting = self.accounting.state()
         if self.monitors is not None:
             self.progress.monitors = self.monitors.state()
@@ -884,8 +906,7 @@ class ChannelRunner:
             "state_json": _json(self.progress.to_json()),
             "snapshot": self.snapshot() if self.snapshot is not None else None,
         }
-        self.writer.submit(batch)
-        await self._keep_up()
+        return batch
 
 
 def _store_violation(t_s: float, exc: BaseException) -> Violation:

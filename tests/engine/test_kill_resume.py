@@ -46,10 +46,8 @@ async def cli(*args: str) -> int:
     return proc.returncode
 
 
-async def kill_and_resume(schedule: Path, db: Path, delay_s: float) -> bool:
-    """Start a run, SIGKILL it ``delay_s`` after it started cycling, resume it; False when it
-    finished before the kill."""
-    url = f"sqlite:///{db}"
+async def start_run(schedule: Path, url: str) -> asyncio.subprocess.Process:
+    """A ``licycler run`` process, returned once its run has started cycling."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "licycler", "run", str(schedule), "--sim", "li-cu", "--db", url, "--json",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
@@ -57,6 +55,14 @@ async def kill_and_resume(schedule: Path, db: Path, delay_s: float) -> bool:
     assert proc.stdout is not None
     while b'"transition"' not in await proc.stdout.readline():  # the run has started
         pass
+    return proc
+
+
+async def kill_and_resume(schedule: Path, db: Path, delay_s: float) -> bool:
+    """Start a run, SIGKILL it ``delay_s`` after it started cycling, resume it; False when it
+    finished before the kill."""
+    url = f"sqlite:///{db}"
+    proc = await start_run(schedule, url)
     try:
         await asyncio.wait_for(proc.wait(), delay_s)
     except TimeoutError:
@@ -84,8 +90,11 @@ async def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_pat
     schedule = tmp_path / "schedule.yaml"
     schedule.write_text(SCHEDULE)
     ref_db = tmp_path / "ref.db"
+    proc = await start_run(schedule, f"sqlite:///{ref_db}")
     started = time.perf_counter()
-    await cli("run", str(schedule), "--sim", "li-cu", "--db", f"sqlite:///{ref_db}", "--quiet")
+    assert proc.stdout is not None
+    await proc.stdout.read()
+    assert await proc.wait() == 0
     span_s = time.perf_counter() - started  # kills land within the run however fast it goes
     ref = Store(f"sqlite:///{ref_db}")
     ref_id = ref.runs()[0]["run_id"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from licycler.engine import RunController, RunState
-from licycler.engine.resume import plan_resume
+from licycler.engine.resume import close_finished_run, plan_resume
 from licycler.events import FanOut
 from licycler.store import Store, StoreWriter, WriteBatch
 
@@ -36,6 +37,7 @@ class CrashingWriter(StoreWriter):
 
 async def crash_after(sched: Any, store: Store, keep: int) -> str:
     ctl = RunController(sched, [dummy_channel()], store, events=FanOut())
+    ctl.sim_checkpoint_period_s = 0.0  # a checkpoint at every step: crashes land between any two
     ctl.writer = CrashingWriter(store, keep)
     task = asyncio.create_task(ctl.run())
     ctl.writer.task = task
@@ -69,3 +71,17 @@ async def test_resumed_run_equals_uninterrupted(tmp_path: Path, keep: int) -> No
     assert [c["cycle"] for c in store.cycles(run_id, "ch0")] == [1, 2, 3]
     assert [c["ce"] for c in store.cycles(run_id, "ch0")] == [c["ce"] for c in ref_store.cycles(ref.run_id, "ch0")]
     assert store.run(run_id)["status"] == "completed"  # type: ignore[index]
+
+
+async def test_a_run_killed_as_it_closed_is_recorded_ended_by_its_resume(tmp_path: Path) -> None:
+    """The last batch (the end, the channel's status and its final checkpoint) committed, the run's
+    own status not yet: a resume has nothing to run and records the run's end."""
+    store = Store(f"sqlite:///{tmp_path / 'closing.db'}")
+    ctl = RunController(schedule(CYCLING), [dummy_channel()], store, events=FanOut())
+    await ctl.run()
+    assert close_finished_run(store, ctl.run_id) is None  # a run recorded as ended is left alone
+    store.set_run_status(ctl.run_id, "running")  # what a kill between the two commits leaves
+    assert store.channels(ctl.run_id)[0]["status"] == "completed"
+    assert json.loads(store.checkpoint(ctl.run_id, "ch0")["state_json"])["finished"]  # type: ignore[index]
+    assert close_finished_run(store, ctl.run_id) == "completed"
+    assert store.run(ctl.run_id)["status"] == "completed"  # type: ignore[index]

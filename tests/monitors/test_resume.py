@@ -88,6 +88,7 @@ async def test_resumed_monitors_equal_uninterrupted(tmp_path: Path, keep: int) -
     ctl = RunController(sched, setups, store, events=FanOut())
     writer = CrashingWriter(store, keep)
     ctl.writer = writer
+    ctl.sim_checkpoint_period_s = 0.0  # a checkpoint at every step: crashes land between any two
     task = asyncio.create_task(ctl.run())
     writer.task = task
     with pytest.raises(asyncio.CancelledError):
