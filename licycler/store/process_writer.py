@@ -196,6 +196,7 @@ class ProcessStoreWriter:
         if self.failed is not None:
             return
         self._submitted += 1
+        batch = batch.coded()
         self._early.append(batch)
         self._early_rows += batch_sample_count(batch)
         if self._early_rows < EARLY_ROWS and self._starting.is_alive():
