@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from licycler.arrays import diff_from
+
 __all__ = ["CycleAccounting", "CycleTotals", "RecordFilter", "interval_products"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -26,7 +28,7 @@ def interval_products(t: FloatArray, i: FloatArray, v: FloatArray, t_prev: float
     The current sourced during (t_{k-1}, t_k] is the one read at t_k (constant-current steps make
     this exact); ``t_prev`` is the time before the first sample (the step start or the last sample).
     """
-    dt = np.diff(t, prepend=t_prev)
+    dt = diff_from(t, t_prev)
     dq = i * dt
     return dq, v * dq
 

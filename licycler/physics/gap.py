@@ -280,7 +280,7 @@ class GapTransport:
     def _prune(self, state: GapState) -> None:
         if state.step_times_s.size:
             keep = state.t_s - state.step_times_s < self._step_cutoff(state.step_gradients)
-            if not np.all(keep):
+            if not keep.all():
                 state.step_times_s = state.step_times_s[keep]
                 state.step_gradients = state.step_gradients[keep]
 
@@ -290,7 +290,7 @@ class GapTransport:
         L = self.length_m
         out = np.empty_like(tau)
         img = tau * self.dt_m2_s < _IMAGE_LIMIT * L * L
-        if np.any(img):
+        if img.any():
             ti = tau[img]
             s = 2.0 * np.sqrt(self.dt_m2_s * ti)
             x = xi * L
@@ -300,7 +300,7 @@ class GapTransport:
                 u = -s * np.sum(ierfc(sink) - ierfc(source), axis=1)
             u = np.where(ti == 0.0, 0.0, u)
             out[img] = u - (x - 0.5 * L)
-        if not np.all(img):
+        if not img.all():
             tm = tau[~img]
             nn = 2.0 * np.arange(16, dtype=np.float64) + 1.0
             lam = self.dt_m2_s * (nn * math.pi / L) ** 2
@@ -313,11 +313,11 @@ class GapTransport:
         L = self.length_m
         out = np.empty_like(tau)
         img = tau * self.dt_m2_s < _IMAGE_LIMIT * L * L
-        if np.any(img):
+        if img.any():
             ti = tau[img]
             amp = self.unit_amplitudes * np.cos(self.n * math.pi * xi)
             out[img] = self._full_sum(xi, ti) - np.exp(-np.outer(ti, self.lam)) @ amp
-        if not np.all(img):
+        if not img.all():
             tm = tau[~img]
             amp_t = self._tail_amp * np.cos(self._tail_n * math.pi * xi)
             out[~img] = np.exp(-np.outer(tm, self._tail_lam)) @ amp_t
@@ -350,7 +350,7 @@ class GapTransport:
         if xi != 0.0:
             z = z * np.cos(self.n * math.pi * xi)
         az = np.abs(z)
-        if z.size and np.any(az > self.tol):
+        if z.size and (az > self.tol).any():
             with np.errstate(divide="ignore"):
                 cut = np.log(np.maximum(az, 1e-300) / self.tol) / self.lam
             cut_rev = np.maximum.accumulate(cut[::-1])[::-1]  # non-increasing in n

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from licycler.arrays import diff_from
 from licycler.drivers.interfaces import SampleBlock
 from licycler.safety.limits import Limits
 
@@ -59,6 +60,15 @@ class BlockChecker:
             return None
         t, v, i = block.time_s, block.voltage_v, block.current_a
         found: list[Violation] = []
+        i_max = limits.current_max_a
+        if limits.current_density_max_a_m2 is not None and self.area_m2:
+            by_density = limits.current_density_max_a_m2 * self.area_m2
+            i_max = by_density if i_max is None else min(i_max, by_density)
+        if self._within(v, i, limits, i_max):  # the usual block: every reading finite and within the limits
+            self._check_charge(t, i, None, limits, found)
+            self._check_dv_dt(t, v, None, limits, found)
+            self._check_stuck(t, v, i, None, found)
+            return min(found, key=lambda x: x.time_s) if found else None
 
         def first(mask: np.ndarray, cause: str, message: str, **extra: float) -> None:
             if mask.any():
@@ -89,10 +99,6 @@ class BlockChecker:
                 f"voltage {{v:.6g}} V below the limit of {limits.voltage_min_v:g} V",
                 limit_v=limits.voltage_min_v,
             )
-        i_max = limits.current_max_a
-        if limits.current_density_max_a_m2 is not None and self.area_m2:
-            by_density = limits.current_density_max_a_m2 * self.area_m2
-            i_max = by_density if i_max is None else min(i_max, by_density)
         if i_max is not None:
             first(
                 ok & (np.abs(i) > i_max * (1 + self.current_tolerance)),
@@ -105,12 +111,25 @@ class BlockChecker:
         self._check_stuck(t, v, i, ok, found)
         return min(found, key=lambda x: x.time_s) if found else None
 
+    def _within(self, v: np.ndarray, i: np.ndarray, limits: Limits, i_max: float | None) -> bool:
+        """Whether no reading is NaN or overrange and none passes a voltage or current limit
+        (then the masks of :meth:`check` are all False and need not be built)."""
+        v_hi, v_lo, i_hi = float(v.max()), float(v.min()), float(np.abs(i).max())
+        if not (v_lo > -OVERRANGE and v_hi < OVERRANGE and i_hi < OVERRANGE):  # also False for NaN
+            return False
+        if limits.voltage_max_v is not None and v_hi > limits.voltage_max_v:
+            return False
+        if limits.voltage_min_v is not None and v_lo < limits.voltage_min_v:
+            return False
+        return not (i_max is not None and i_hi > i_max * (1 + self.current_tolerance))
+
     def _check_charge(
-        self, t: np.ndarray, i: np.ndarray, ok: np.ndarray, limits: Limits, found: list[Violation]
+        self, t: np.ndarray, i: np.ndarray, ok: np.ndarray | None, limits: Limits, found: list[Violation]
     ) -> None:
+        """``ok``: the readings to count (None: all of them)."""
         t_prev = t[0] if self._last_t is None else self._last_t
-        i_safe = np.where(ok, i, 0.0)
-        dt = np.diff(t, prepend=t_prev)
+        i_safe = i if ok is None else np.where(ok, i, 0.0)
+        dt = diff_from(t, t_prev)
         i_prev = np.concatenate(([self._last_i], i_safe[:-1]))
         dq = np.abs(0.5 * (i_safe + i_prev) * dt)
         cum = np.cumsum(dq)
@@ -133,11 +152,11 @@ class BlockChecker:
         self._last_t, self._last_i = float(t[-1]), float(i_safe[-1])
 
     def _check_dv_dt(
-        self, t: np.ndarray, v: np.ndarray, ok: np.ndarray, limits: Limits, found: list[Violation]
+        self, t: np.ndarray, v: np.ndarray, ok: np.ndarray | None, limits: Limits, found: list[Violation]
     ) -> None:
-        if limits.dv_dt_max_v_per_s is None or ok.sum() < 2:
+        if limits.dv_dt_max_v_per_s is None or (t.size if ok is None else int(ok.sum())) < 2:
             return
-        tv, vv = t[ok], v[ok]
+        tv, vv = (t, v) if ok is None else (t[ok], v[ok])
         dt = np.diff(tv)
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.abs(np.diff(vv)) / dt
@@ -153,10 +172,17 @@ class BlockChecker:
                 )
             )
 
-    def _check_stuck(self, t: np.ndarray, v: np.ndarray, i: np.ndarray, ok: np.ndarray, found: list[Violation]) -> None:
-        flowing = ok & (np.abs(i) > 0)
+    def _check_stuck(
+        self, t: np.ndarray, v: np.ndarray, i: np.ndarray, ok: np.ndarray | None, found: list[Violation]
+    ) -> None:
+        flowing = np.abs(i) > 0 if ok is None else ok & (np.abs(i) > 0)
         prev = np.concatenate(([np.nan if self._last_v is None else self._last_v], v[:-1]))
         same = flowing & (v == prev)
+        if self.stuck_count > 1 and not same.any():  # no repeated reading: every run is 0
+            self._same_run = 0
+            if ok is None or ok[-1]:
+                self._last_v = float(v[-1])
+            return
         # length of the run of identical readings ending at each sample, carried over from the last block
         idx = np.arange(len(v))
         breaks = np.where(~same, idx, -1)
@@ -174,6 +200,7 @@ class BlockChecker:
                 )
             )
         self._same_run = int(run[-1]) if run.size else self._same_run
-        finite = v[ok]
-        if finite.size:
+        if ok is None:
+            self._last_v = float(v[-1])
+        elif v[ok].size:
             self._last_v = float(v[-1]) if ok[-1] else self._last_v

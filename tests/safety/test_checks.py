@@ -88,3 +88,42 @@ def test_dv_dt() -> None:
     assert found is not None
     assert found.cause == "dv_dt_over_limit"
     assert found.time_s == 2.0
+
+
+class _AlwaysMasked(BlockChecker):
+    """The same checks without the fast path for clean blocks (every mask built)."""
+
+    def _within(self, v: np.ndarray, i: np.ndarray, limits: Limits, i_max: float | None) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_fast_path_for_clean_blocks_finds_what_the_masks_find(seed: int) -> None:
+    """Random blocks (clean, with NaN, overrange, limit crossings, repeated readings, charge
+    limits): both checkers give the same violation and keep the same counters, block after block."""
+    rng = np.random.default_rng(seed)
+    limits = Limits(voltage_min_v=-0.9, voltage_max_v=0.9, current_max_a=2e-3, charge_per_step_max_c=40.0,
+                    dv_dt_max_v_per_s=0.15)  # fmt: skip
+    fast, masked = BlockChecker(stuck_count=5), _AlwaysMasked(stuck_count=5)
+    t0 = 0.0
+    for _ in range(60):
+        n = int(rng.integers(1, 40))
+        t = t0 + 1.0 + np.arange(n, dtype=np.float64)
+        t0 = float(t[-1])
+        v = np.round(rng.normal(0.0, 0.05, n), 2)  # coarse: repeats happen
+        i = rng.choice([0.0, -1e-3, 1e-3, 2.5e-3], n, p=[0.2, 0.39, 0.39, 0.02])
+        kind = rng.integers(0, 5)
+        if kind == 0:
+            v[rng.integers(0, n)] = np.nan
+        elif kind == 1:
+            v[rng.integers(0, n)] = rng.choice([np.inf, -np.inf, 9.91e37])
+        elif kind == 2:
+            v[:] = v[0]  # a stuck instrument
+        block = SampleBlock(t, v, i)
+        a, b = fast.check(block, limits), masked.check(block, limits)
+        assert repr(a) == repr(b)  # (NaN readings compare unequal to themselves)
+        assert (fast.step_charge_c, fast.run_charge_c, fast._same_run, fast._last_v) == (
+            masked.step_charge_c, masked.run_charge_c, masked._same_run, masked._last_v)  # fmt: skip
+        if rng.random() < 0.1:
+            fast.new_step()
+            masked.new_step()

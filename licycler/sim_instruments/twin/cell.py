@@ -218,7 +218,7 @@ class TwinCell:
         i_out = np.empty(m)
         if m == 0:
             return v_out, i_out
-        if times[0] < self.t_s or np.any(np.diff(times) < 0):
+        if times[0] < self.t_s or (times[1:] < times[:-1]).any():
             raise ValueError("sample times must be non-decreasing and not earlier than the last sample")
         self._stop_hi = math.inf if stop_above_v is None else float(stop_above_v)
         self._stop_lo = -math.inf if stop_below_v is None else float(stop_below_v)
@@ -585,10 +585,10 @@ class TwinCell:
             left = self.active[e] - np.where(stripping, q, 0.0)
             cov = cell.efficiency.coverage_charge_c_m2
             coverage: float | FloatArray = 1.0
-            if np.any(left < cov):
+            if (left < cov).any():
                 coverage = np.clip(left / cov, 0.0, 1.0)
             equilibrium: float | FloatArray = 0.0
-            if self.active[e] <= self._bare_tol or np.any(left <= 0):
+            if self.active[e] <= self._bare_tol or (left <= 0).any():
                 equilibrium = np.where(plating | (left > self._bare_tol), 0.0, cell.substrate_ocv_v)
             nucleation: float | FloatArray = 0.0
             nuc = cell.nucleation
@@ -687,7 +687,7 @@ class TwinCell:
         lazy: tuple[float, str, int] | None = None
         if e_p is not None:
             c_p = c_we if e_p == _WE else c_ce
-            if not self.depleted[e_p] and np.any(c_p <= 0.0):
+            if not self.depleted[e_p] and (c_p <= 0.0).any():
                 lazy = (self.t_s + self.gap.time_to_depletion(self._g), "depletion", e_p)
             if self._hot is not None and not self.dendritic[e_p]:
                 h_we, h_ce = self.gap.evaluate(self._hot, check_times[-1:])
