@@ -217,6 +217,9 @@ class ChannelRunner:
         self.schedule = schedule
         self.supervisor = supervisor
         self.channel: SourceMeasureChannel = supervisor.channel
+        self._segment_period_s: float | None = (  # a segment-running instrument's sample period (s)
+            self.channel.sample_period_s if isinstance(self.channel, SegmentChannel) else None
+        )  # (decided once: a protocol check costs some 40 us)
         self.clock = clock
         self.run_id = run_id
         self.writer = writer
@@ -495,9 +498,8 @@ class ChannelRunner:
         self._replay_record = True
         if self._gap_from is not None:
             self._end_gap(step)
-        channel = self.channel
-        if isinstance(channel, SegmentChannel):
-            n = self._segment_length(step, t0, channel.sample_period_s)
+        if self._segment_period_s is not None:
+            n = self._segment_length(step, t0, self._segment_period_s)
             block = await self.supervisor.read_segment(
                 n, stop_above_v=step.until.voltage_above_v, stop_below_v=step.until.voltage_below_v
             )
