@@ -1,7 +1,8 @@
 """A hardware-free 1000-cycle Li||Li run (1 mA/cm^2, 1 mAh/cm^2 half-cycles, 1 s records: 7.2 million samples)
-with every safety check and the SQLite store, against the raw pipeline it is built on: the twin filling the
-same samples in large blocks plus raw sqlite3 inserting the same rows. Time and peak memory of each, measured
-in child processes of this run."""
+with every safety check, the monitors and the SQLite store, against the raw pipeline it is built on: the twin
+filling the same samples in large blocks plus raw sqlite3 inserting the same rows. Time and peak memory of
+each, measured in child processes of this run; the peak memory counts the run's process and its store
+writer's (a child of it), and is measured again on 4000 cycles to show it does not grow with the run."""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ elapsed = time.perf_counter() - start
 n = store.sample_count(ctl.run_id)
 import resource
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-print(json.dumps({"seconds": elapsed, "samples": n, "state": str(states["ch1"]), "peak_mb": peak_mb}))
+writer_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0  # the store's writer process
+print(json.dumps({"seconds": elapsed, "samples": n, "state": str(states["ch1"]), "peak_mb": peak_mb,
+                  "writer_mb": writer_mb}))
 """
 
 RAW = """
@@ -82,21 +85,42 @@ def _child(code: str, *args: str) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def _engine(tmp: str, cycles: int) -> dict[str, float]:
+    schedule = Path(tmp) / f"bench{cycles}.yaml"
+    schedule.write_text(SCHEDULE.format(cycles=cycles))
+    db = Path(tmp) / f"engine{cycles}.db"
+    try:
+        return _child(textwrap.dedent(ENGINE), str(schedule), str(db))
+    finally:
+        for f in Path(tmp).glob(f"engine{cycles}.db*"):
+            f.unlink()
+
+
 def run(quick: bool) -> list[Result]:
-    cycles = 20 if quick else 1000
+    cycles, long_cycles = (20, 80) if quick else (1000, 4000)
     with tempfile.TemporaryDirectory() as tmp:
-        schedule = Path(tmp) / "bench.yaml"
-        schedule.write_text(SCHEDULE.format(cycles=cycles))
         raw = _child(textwrap.dedent(RAW), str(cycles), str(Path(tmp) / "raw.db"))
-        engine = _child(textwrap.dedent(ENGINE), str(schedule), str(Path(tmp) / "engine.db"))
-    peak_mb = engine["peak_mb"]
+        engine = _engine(tmp, cycles)
+        long = _engine(tmp, long_cycles)
+    peak_mb = engine["peak_mb"] + engine["writer_mb"]
+    long_mb = long["peak_mb"] + long["writer_mb"]
     samples = engine["samples"]
     notes = f"{cycles} cycles, {samples:,} samples recorded, final state {engine['state']}"
+    memory = (
+        f"run {engine['peak_mb']:.0f} MB + its store writer {engine['writer_mb']:.0f} MB; {long_cycles} "
+        f"cycles: {long['peak_mb']:.0f} + {long['writer_mb']:.0f} MB in {long['seconds']:.1f} s (an upper bound: "
+        "the forked writer's peak counts the pages it shares with the run)"
+    )
+    target = "" if quick else "<= 1.0"
     return [
-        ratio_result(f"hardware-free run, {cycles} cycles (s)", engine["seconds"], "s", 60.0, "the 60 s budget",
-                     target="<= 1.0" if not quick else "", notes=notes),
+        ratio_result(f"hardware-free run, {cycles} cycles (s)", engine["seconds"], "s", 10.0, "the 10 s target",
+                     target=target, notes=notes),
+        ratio_result(f"hardware-free run, {cycles} cycles, vs the goal (s)", engine["seconds"], "s", 5.0,
+                     "the 5 s goal"),
         ratio_result("hardware-free run vs raw twin + sqlite3 (time)", engine["seconds"], "s", raw["seconds"],
                      "raw twin blocks + executemany", notes=f"{raw['samples']:,} raw samples"),
-        ratio_result("hardware-free run, peak memory (MB)", peak_mb, "MB", 500.0, "the 500 MB budget",
-                     target="<= 1.0" if not quick else ""),
+        ratio_result("hardware-free run, peak memory (MB)", peak_mb, "MB", 300.0, "the 300 MB budget",
+                     target=target, notes=memory),
+        ratio_result(f"peak memory, {long_cycles} vs {cycles} cycles", long_mb, "MB", peak_mb,
+                     f"{cycles} cycles", target="" if quick else "<= 1.1"),
     ]  # fmt: skip
