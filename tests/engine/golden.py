@@ -28,36 +28,27 @@ from licycler.store import Store
 
 GOLDEN = Path(__file__).with_name("golden_runs.json")
 
-LI_LI = """\
-name: golden Li||Li
-cell: {chemistry: Li||Li, electrode_area: 1 cm^2}
-limits: {voltage_min: -1 V, voltage_max: 1 V}
-record: {every: 1 s}
-steps:
-  - rest: 10 min
+CYCLING = """\
+name: golden {name}
+cell: {{chemistry: Li||Li, electrode_area: {area}}}
+limits: {{voltage_min: -1 V, voltage_max: 1 V}}
+record: {{every: 1 s}}
+{watch}steps:
+  - rest: {rest}
   - repeat:
       count: 20
       steps:
-        - plate: {current: 1 mA/cm^2, until: {capacity: 1 mAh/cm^2, voltage_below: -0.9 V}}
-        - strip: {current: 1 mA/cm^2, until: {capacity: 1 mAh/cm^2, voltage_above: 0.9 V}}
+        - plate: {{current: {current}, until: {{capacity: 1 mAh/cm^2, voltage_below: -0.9 V}}}}
+        - strip: {{current: {current}, until: {{capacity: 1 mAh/cm^2, voltage_above: 0.9 V}}}}
 """
 
-HOT_SPOT = """\
-name: golden hot spot, derated
-cell: {chemistry: Li||Li, electrode_area: 2.01 cm^2}
-limits: {voltage_min: -1 V, voltage_max: 1 V}
-record: {every: 1 s}
-watch:
-  model: {separator: {thickness: 260 um, porosity: 0.9}, alpha: 25}
-  rules: {soft_short: continue, depletion: derate}
-steps:
-  - rest: 5 min
-  - repeat:
-      count: 20
-      steps:
-        - plate: {current: 2 mA/cm^2, until: {capacity: 1 mAh/cm^2, voltage_below: -0.9 V}}
-        - strip: {current: 2 mA/cm^2, until: {capacity: 1 mAh/cm^2, voltage_above: 0.9 V}}
-"""
+LI_LI = CYCLING.format(name="Li||Li", area="1 cm^2", watch="", rest="10 min", current="1 mA/cm^2")
+
+HOT_SPOT = CYCLING.format(
+    name="hot spot, derated", area="2.01 cm^2", rest="5 min", current="2 mA/cm^2",
+    watch="watch:\n  model: {separator: {thickness: 260 um, porosity: 0.9}, alpha: 25}\n"
+          "  rules: {soft_short: continue, depletion: derate}\n",
+)  # fmt: skip
 
 RUNS: dict[str, dict[str, Any]] = {
     "li-li-20": {"schedule": LI_LI, "scenario": None, "channels": 2, "seed": 7},
