@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from licycler import __version__
-from licycler.cli import calc, demo, export, instruments, recorder, report, run, schedules, sim_serve, station
+from licycler.cli import calc, demo, export, instruments, recorder, report, run, schedules, sim_serve, station, sweep
 from licycler.cli.parser import OneLineParser
 from licycler.errors import UserError
 
@@ -20,7 +20,7 @@ __all__ = ["EXIT_INTERNAL", "build_parser", "main"]
 
 EXIT_INTERNAL = 3
 
-COMMANDS = (calc, schedules, run, sim_serve, instruments, recorder, export, report, demo, station)
+COMMANDS = (calc, schedules, run, sweep, sim_serve, instruments, recorder, export, report, demo, station)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,8 @@ __all__ = [
     "sample_blocks",
     "samples",
     "steps",
+    "sweep_results",
+    "sweeps",
 ]
 
 SCHEMA_VERSION = 2
@@ -173,3 +175,33 @@ checkpoints = Table(
     Column("state_json", Text, nullable=False),
     Column("snapshot", LargeBinary),  # the simulated cell's state, for hardware-free runs
 )
+
+sweeps = Table(
+    "sweeps",
+    metadata,
+    Column("sweep_id", String(64), primary_key=True),
+    Column("schedule_name", Text, nullable=False),
+    Column("scenario", Text, nullable=False),
+    Column("vary_json", Text, nullable=False),  # [[parameter, [values...]], ...]
+    Column("points", Integer, nullable=False),
+    Column("created_unix_s", Float, nullable=False),
+)
+"""A parameter sweep (``licycler sweep``): one schedule over a grid of scenario parameters."""
+
+sweep_results = Table(
+    "sweep_results",
+    metadata,
+    Column("sweep_id", String(64), primary_key=True),
+    Column("point", Integer, primary_key=True),
+    Column("run_id", String(64), nullable=False),
+    Column("params_json", Text, nullable=False),  # {parameter: value as given}
+    Column("state", String(16), nullable=False),  # the channel's final state
+    Column("cycles", Integer, nullable=False),  # cycles with a CE
+    Column("cycles_to_failure", Integer),  # NULL when the schedule completed
+    Column("mean_ce", Float),
+    Column("last_ce", Float),
+    Column("first_finding", String(64)),  # its cause, NULL when the monitors found nothing
+    Column("first_finding_source", String(64)),
+    Column("first_finding_s", Float),
+)
+"""One row per sweep point: the outcome of its recorded run."""

@@ -266,6 +266,26 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q.order_by(table.c.channel, order)).mappings()]
 
+    def add_sweep(self, row: Mapping[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(s.sweeps), [dict(row)])
+
+    def add_sweep_result(self, row: Mapping[str, Any]) -> None:
+        """One point's outcome, in one transaction (idempotent)."""
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_ignore(s.sweep_results), [dict(row)])
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(s.sweeps).order_by(s.sweeps.c.created_unix_s)).mappings()]
+
+    def sweep_results(self, sweep_id: str) -> list[dict[str, Any]]:
+        """A sweep's rows in point order."""
+        t = s.sweep_results
+        with self.engine.connect() as conn:
+            q = select(t).where(t.c.sweep_id == sweep_id).order_by(t.c.point)
+            return [dict(r) for r in conn.execute(q).mappings()]
+
     def cycles(self, run_id: str, channel: str | None = None) -> list[dict[str, Any]]:
         return self._rows(s.cycles, run_id, channel, s.cycles.c.cycle)
 
