@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: the cores)")
     p.add_argument("--seed", type=int, default=None, help="the twins' seed, the same at every point")
     p.add_argument("--db", default=DEFAULT_DB_URL, help=f"database URL (default {DEFAULT_DB_URL})")
+    p.add_argument("--samples", action="store_true", help="store every run's samples too (default: not)")
     p.add_argument("--json", action="store_true", help="one JSON object per point")
     p.set_defaults(handler=_sweep)
 
@@ -38,7 +39,7 @@ def _sweep(args: argparse.Namespace) -> int:
     store = Store(args.db)
     with tempfile.TemporaryDirectory(prefix="licycler-sweep-") as scratch:
         sweep_id, rows = run_sweep(schedule, args.sim, varies, store, workers=args.workers, seed=args.seed,
-                                   scratch=scratch)  # fmt: skip
+                                   scratch=scratch, samples=args.samples)  # fmt: skip
     store.close()
     if args.json:
         for row in rows:

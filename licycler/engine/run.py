@@ -96,6 +96,8 @@ class RunController:
         self.events = events or FanOut()
         self.resuming = resuming
         self.writer = _writer(store, setups)
+        self.record_samples = True
+        """False: store the run's steps, cycles, events and metrics but not its samples (a sweep)."""
         self.sim_checkpoint_period_s: float | None = None
         """A hardware-free run's checkpoint period (s of wall time; None: the runner's default)."""
         self.runners: dict[str, ChannelRunner] = {}
@@ -156,6 +158,7 @@ class RunController:
                 resumed=setup.resumed,
             )  # fmt: skip
             self.runners[setup.name].observers.extend(self.observers)
+            self.runners[setup.name].record_samples = self.record_samples
             if self.sim_checkpoint_period_s is not None:
                 self.runners[setup.name].sim_checkpoint_period_s = self.sim_checkpoint_period_s
         tasks = {name: asyncio.create_task(r.run(), name=f"channel:{name}") for name, r in self.runners.items()}

@@ -257,6 +257,8 @@ class ChannelRunner:
         self._last_flush = clock.now()
         self._checkpoint_wall_s = -math.inf
         self.sim_checkpoint_period_s = SIM_CHECKPOINT_PERIOD_S
+        self.record_samples = True
+        """False: the run's steps, cycles, events and metrics are stored, its samples not (a sweep)."""
         """See :data:`SIM_CHECKPOINT_PERIOD_S` (0: a checkpoint at every step boundary)."""
         self._step: Step | None = None
         self._t0 = 0.0
@@ -809,7 +811,7 @@ class ChannelRunner:
     def _record(self, t: np.ndarray, v: np.ndarray, i: np.ndarray, q: np.ndarray, *, last: bool) -> None:
         keep = self.recorder.keep(t, v, q, last)
         n = int(keep.sum())
-        if not n or not self._replay_record:  # nothing kept, or samples the store has already
+        if not n or not self._replay_record or not self.record_samples:  # nothing kept, or not to be stored
             return
         p = self.progress
         seq = np.arange(p.sample_seq, p.sample_seq + n, dtype=np.int64)

@@ -99,7 +99,7 @@ def point_scenarios(scenario: str | Path, varies: Sequence[tuple[str, list[Any]]
 
 
 def _run_point(schedule_text: str, source: str, point: SweepPoint, url: str, seed: int | None,
-               scratch: str) -> dict[str, Any]:  # fmt: skip
+               scratch: str, samples: bool) -> dict[str, Any]:  # fmt: skip
     """In a worker: one recorded hardware-free run of ``point``; its row of ``sweep_results``."""
     schedule = parse_schedule(load_yaml_text(schedule_text, source), schedule_text, source)
     scenario_file = Path(scratch) / f"point{point.index}.yaml"
@@ -108,6 +108,7 @@ def _run_point(schedule_text: str, source: str, point: SweepPoint, url: str, see
     try:
         setups, text = twin_setups(schedule, scenario_file, seed=seed)
         ctl = RunController(schedule, setups, store, scenario_text=text)
+        ctl.record_samples = samples
         states = asyncio.run(ctl.run())
         return _outcome(store, ctl.run_id, point, str(states["ch1"]))
     finally:
@@ -138,9 +139,12 @@ def run_sweep(
     workers: int,
     seed: int | None = None,
     scratch: str,
+    samples: bool = False,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Run every point (``workers`` processes) and record the sweep; returns its id and rows in
-    point order. A point's row is written when its run has ended (never half of one)."""
+    point order. A point's row is written when its run has ended (never half of one). ``samples``:
+    store every run's samples too (a 1000-cycle Li||Li run holds 230 MB of them; by default a
+    point keeps its steps, cycles, events and metrics, which its row and a report's summary need)."""
     points = point_scenarios(scenario, varies)
     sweep_id = uuid.uuid4().hex[:12]
     store.add_sweep({"sweep_id": sweep_id, "schedule_name": schedule.name, "scenario": str(scenario),
@@ -151,7 +155,7 @@ def run_sweep(
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
                                       else "spawn")  # fmt: skip
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx) as pool:
-        futures = [pool.submit(_run_point, schedule.text, schedule.source, p, store.url, seed, scratch)
+        futures = [pool.submit(_run_point, schedule.text, schedule.source, p, store.url, seed, scratch, samples)
                    for p in points]  # fmt: skip
         for future in futures:
             row = {"sweep_id": sweep_id, **future.result()}

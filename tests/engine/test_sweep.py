@@ -40,6 +40,7 @@ def test_a_grid_runs_every_point_and_its_rows_are_the_recorded_runs(tmp_path: Pa
         run = store.run(row["run_id"])
         assert run is not None
         assert run["mode"] == "sim"
+        assert store.sample_count(row["run_id"]) == 0  # a sweep keeps its runs' summaries, not samples
         ces = [c["ce"] for c in store.cycles(row["run_id"], "ch1") if c["ce"] is not None]
         assert row["cycles"] == len(ces)
         assert row["last_ce"] == ces[-1]
