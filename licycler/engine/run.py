@@ -85,6 +85,7 @@ class RunController:
         station_text: str | None = None,
         events: FanOut | None = None,
         resuming: bool = False,
+        writer: BatchWriter | None = None,
     ) -> None:
         self.schedule = schedule
         self.setups = setups
@@ -95,9 +96,11 @@ class RunController:
         self.station_text = station_text
         self.events = events or FanOut()
         self.resuming = resuming
-        self.writer = _writer(store, setups)
+        self.writer = writer if writer is not None else _writer(store, setups)
         self.record_samples = True
         """False: store the run's steps, cycles, events and metrics but not its samples (a sweep)."""
+        self.read_phases_s: list[float] | None = None
+        """Each channel's read phase within the read period (s; None: spread evenly over the channels)."""
         self.sim_checkpoint_period_s: float | None = None
         """A hardware-free run's checkpoint period (s of wall time; None: the runner's default)."""
         self.runners: dict[str, ChannelRunner] = {}
@@ -154,7 +157,7 @@ class RunController:
                 setup.name, self.schedule, setup.supervisor, clock=setup.clock, run_id=self.run_id,
                 writer=self.writer, events=self.events, progress=setup.progress, snapshot=setup.snapshot,
                 throttle_store=isinstance(setup.clock, VirtualClock), read_period_s=setup.supervisor.read_period_s,
-                read_phase_s=setup.supervisor.read_period_s * k / len(self.setups), replay=setup.replay,
+                read_phase_s=self._read_phase_s(k), replay=setup.replay,
                 resumed=setup.resumed,
             )  # fmt: skip
             self.runners[setup.name].observers.extend(self.observers)
@@ -178,6 +181,11 @@ class RunController:
         )  # fmt: skip
         await self._close(status, json.dumps({k: str(v) for k, v in states.items()}))
         return states
+
+    def _read_phase_s(self, k: int) -> float:
+        if self.read_phases_s is not None:
+            return self.read_phases_s[k]
+        return self.setups[k].supervisor.read_period_s * k / len(self.setups)
 
     async def _close(self, status: str, message: str) -> None:
         if self.writer is not None:

@@ -360,7 +360,6 @@ class Keithley2450(ScpiInstrument):
         func = _CODE_FUNCS[int(buf.func[i])]
         src_unit = "Amp DC" if self.smu.source_function == "CURR" else "Volt DC"
         utc = self.epoch_s + t
-        when = dt.datetime.fromtimestamp(utc, tz=dt.UTC)
         if element == "READ":
             return self.format_number(float(buf.reading[i]))
         if element == "REL":
@@ -379,6 +378,7 @@ class Keithley2450(ScpiInstrument):
             return _FUNC_UNITS[func]
         if element == "SOURUNIT":
             return src_unit
+        when = dt.datetime.fromtimestamp(utc, tz=dt.UTC)
         if element == "DATE":
             return when.strftime("%m/%d/%Y")
         if element == "TIME":

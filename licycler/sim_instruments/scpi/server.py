@@ -139,6 +139,8 @@ class ScpiTcpServer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._timer: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._watched_due = math.inf
+        """The autonomous event the server's own clock waits for (clock s)."""
         self.connections = 0
         """Connections accepted so far."""
 
@@ -209,7 +211,7 @@ class ScpiTcpServer:
         runs out), bring it up to date under its lock, as the instrument's firmware would."""
         instrument = self.instrument
         while True:
-            due = instrument.next_event_s()
+            due = self._watched_due = instrument.next_event_s()
             self._changed.clear()
             if math.isfinite(due):
                 sleeper = asyncio.create_task(instrument.clock.wait_until(due))
@@ -243,7 +245,8 @@ class ScpiTcpServer:
                     continue
                 async with self.instrument.lock:
                     reply = await self.instrument.execute_line(line)
-                self._changed.set()  # the line may have armed or moved an autonomous event
+                if self.instrument.next_event_s() != self._watched_due:
+                    self._changed.set()  # the line armed or moved an autonomous event
                 if reply is None:
                     continue
                 if fault is not None and fault.kind == "lost":

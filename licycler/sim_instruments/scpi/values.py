@@ -118,15 +118,18 @@ class Mnemonic:
     """A SCPI mnemonic like ``CURRent``: short form = the upper-case letters ``CURR``."""
 
     long: str
+    short: str = field(init=False, repr=False, compare=False)
+    """The short form (computed once: headers are matched on every command)."""
+    _long_upper: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def short(self) -> str:
-        return "".join(ch for ch in self.long if ch.isupper() or ch.isdigit())
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "short", "".join(ch for ch in self.long if ch.isupper() or ch.isdigit()))
+        object.__setattr__(self, "_long_upper", self.long.upper())
 
     def matches(self, word: str) -> bool:
         """``word`` (any case) is exactly the short or the long form."""
         w = word.upper()
-        return w == self.short or w == self.long.upper()
+        return w == self.short or w == self._long_upper
 
 
 class Param(ABC):
@@ -254,7 +257,12 @@ class Choice(Param):
     variadic: bool = False
 
     def __post_init__(self) -> None:
-        self._mnemonics = [Mnemonic(o) for o in self.options]
+        mnemonics = [Mnemonic(o) for o in self.options]
+        # every spelling (upper case) -> the short form; the first option declared wins a clash
+        self._spellings: dict[str, str] = {}
+        for m in reversed(mnemonics):
+            self._spellings[m.long.upper()] = m.short
+            self._spellings[m.short] = m.short
 
     def parse(self, token: str) -> Any:
         word = _character_data(token)
@@ -263,10 +271,10 @@ class Choice(Param):
                 raise ScpiError(-104)
             # a number where a mnemonic is wanted
             raise ScpiError(-104 if _DECIMAL.fullmatch(token) else -141)
-        for m in self._mnemonics:
-            if m.matches(word):
-                return m.short
-        raise ScpiError(-224)
+        short = self._spellings.get(word.upper())
+        if short is None:
+            raise ScpiError(-224)
+        return short
 
 
 @dataclass
