@@ -52,6 +52,7 @@ __all__ = [
     "InstrumentConfig",
     "Station",
     "StationConfig",
+    "instrument_label",
     "load_station",
     "load_station_text",
     "open_station",
@@ -212,14 +213,19 @@ def _command_map(ref: str) -> CommandMap:
     return bundled_map(ref)
 
 
-def _smu(inst: InstrumentConfig, channel: int) -> SourceMeasureChannel:
+def instrument_label(inst: InstrumentConfig, channel: int = 1) -> str:
+    """How a channel's instrument is named in events and the store: name, model, resource (and the
+    channel of a two-channel SMU)."""
     label = f"{inst.name} ({inst.model} at {inst.resource})"
+    return f"{label} ch{channel}" if inst.model.startswith("keysight-b290") else label
+
+
+def _smu(inst: InstrumentConfig, channel: int) -> SourceMeasureChannel:
+    label = instrument_label(inst, channel)
     if inst.model == "keithley2450":
         return Keithley2450.for_resource(inst.resource, name=label, timeout_s=inst.timeout_s)
     if inst.model.startswith("keysight-b290"):
-        return KeysightB2900.for_resource(
-            inst.resource, channel=channel, name=f"{label} ch{channel}", timeout_s=inst.timeout_s
-        )
+        return KeysightB2900.for_resource(inst.resource, channel=channel, name=label, timeout_s=inst.timeout_s)
     if inst.model == "emstat4":
         return EmStat4Channel(inst.resource, name=label, **inst.options)
     assert inst.command_map is not None

@@ -17,11 +17,12 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from licycler.clock import RealTimeClock
 from licycler.engine import ChannelSetup, RunController, RunState, exit_status
 from licycler.engine.resume import close_finished_run, plan_resume
+from licycler.engine.shards import ShardedStationRun, default_shards
 from licycler.engine.sim import twin_setups
 from licycler.engine.station_resume import resume_station
 from licycler.errors import UserError
@@ -29,7 +30,7 @@ from licycler.events import Event
 from licycler.live import close_live, live_hook, live_options
 from licycler.protocols import load_protocol, load_schedule
 from licycler.protocols.schedule import Schedule
-from licycler.station import Station, load_station, load_station_text, open_station
+from licycler.station import Station, StationConfig, load_station, load_station_text, open_station
 from licycler.store import DEFAULT_DB_URL, Store
 from licycler.telemetry.hooks import close_telemetry, telemetry_hook, telemetry_options
 
@@ -109,6 +110,9 @@ async def _run_async(args: argparse.Namespace) -> int:
     station: Station | None = None
     if args.station:
         config = load_station(args.station)
+        shards = args.shards if args.shards is not None else default_shards(config)
+        if shards > 1:
+            return await _run_sharded(args, schedule, config, store, printer, shards)
         station = await open_station(config, clock=RealTimeClock())
         setups = [
             ChannelSetup(name, sup, sup.clock, instrument=sup.channel.name) for name, sup in station.supervisors.items()
@@ -120,6 +124,20 @@ async def _run_async(args: argparse.Namespace) -> int:
         controller = RunController(schedule, setups, store, mode="sim", scenario_text=scenario_text)
     banner = f"run {controller.run_id}: {schedule.name} on {len(setups)} channel(s)"
     return await _drive(controller, station, store, printer, args, banner)
+
+
+async def _run_sharded(
+    args: argparse.Namespace, schedule: Schedule, config: StationConfig, store: Store, printer: _Printer, shards: int
+) -> int:
+    """A station run over worker processes (``--shards N``): one store, one telemetry, one emergency stop."""
+    if args.live:
+        raise UserError("--live draws the channels of one process; a sharded station run (--shards > 1) has none: "
+                        "watch it with --mqtt, or give --shards 1")  # fmt: skip
+    args.live = False
+    sharded = ShardedStationRun(schedule, config, store, shards=shards)
+    controller = cast(RunController, sharded)  # it answers what the hooks and the printer ask of a controller
+    banner = f"run {sharded.run_id}: {schedule.name} on {len(sharded.setups)} channel(s), {len(sharded.parts)} workers"
+    return await _drive(controller, None, store, printer, args, banner)
 
 
 async def _drive(
@@ -219,6 +237,8 @@ def register_serve(actions: argparse._SubParsersAction[Any]) -> None:
 def _run(args: argparse.Namespace) -> int:
     if bool(args.sim) == bool(args.station):
         raise UserError("give either --sim [SCENARIO] (a hardware-free run) or --station FILE")
+    if args.shards is not None and (not args.station or args.shards < 1):
+        raise UserError("--shards N (N >= 1) spreads the channels of a --station run over N worker processes")
     return asyncio.run(_run_async(args))
 
 
@@ -241,6 +261,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="hardware-free run on the digital twin (bundled scenario name or YAML file)")  # fmt: skip
     p.add_argument("--station", metavar="FILE", help="station file: run on its instruments")
     p.add_argument("--db", default=DEFAULT_DB_URL, help=f"database URL (default {DEFAULT_DB_URL})")
+    p.add_argument("--shards", type=int, default=None, metavar="N",
+                   help="with --station: worker processes the channels are spread over (default: 1 up to "
+                        "64 channels, else one per core)")  # fmt: skip
     p.add_argument("--channels", type=int, default=1, help="simulated channels (with --sim)")
     p.add_argument("--seed", type=int, default=None, help="seed of the first simulated channel (with --sim)")
     _output_options(p)

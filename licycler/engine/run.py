@@ -28,7 +28,7 @@ from licycler.safety.supervisor import ChannelSupervisor
 from licycler.store.process_writer import ProcessStoreWriter, process_writer_fits
 from licycler.store.sql import BatchWriter, Store, StoreWriter
 
-__all__ = ["ChannelSetup", "RunController", "exit_status"]
+__all__ = ["ChannelSetup", "RunController", "close_run", "exit_status", "record_run", "run_status"]
 
 
 WRITER_LINGER_S = 0.5
@@ -63,6 +63,50 @@ def _writer(store: Store | None, setups: list[ChannelSetup]) -> BatchWriter | No
         return ProcessStoreWriter(store)
     linger_s = WRITER_LINGER_S if any(not isinstance(s.clock, VirtualClock) for s in setups) else 0.0
     return StoreWriter(store, linger_s=linger_s)
+
+
+def record_run(
+    store: Store, run_id: str, schedule: Schedule, channels: list[tuple[str, int | None, str]], *, mode: str,
+    scenario_text: str | None = None, station_text: str | None = None,
+) -> None:  # fmt: skip
+    """Create the run's record: the run (status ``running``) and its ``(name, seed, instrument)`` channels."""
+    store.create_run(
+        {
+            "run_id": run_id, "name": schedule.name, "schedule_name": schedule.name,
+            "schedule_source": schedule.source, "schedule_text": schedule.text,
+            "schedule_sha256": schedule.sha256, "scenario_text": scenario_text,
+            "station_text": station_text, "software_version": __version__, "mode": mode,
+            "created_unix_s": time.time(), "status": "running",
+        },
+        [
+            {"run_id": run_id, "channel": name, "chemistry": schedule.cell.chemistry,
+             "area_m2": schedule.cell.area_m2, "seed": seed, "instrument": instrument, "status": "running"}
+            for name, seed, instrument in channels
+        ],
+    )  # fmt: skip
+
+
+async def close_run(
+    writer: BatchWriter | None, store: Store | None, run_id: str, status: str, message: str, events: EventSink
+) -> None:
+    """End a run: every batch written (a store failure makes the run ``faulted``), then its status recorded."""
+    if writer is not None:
+        await writer.close()
+        failed = writer.failed
+        if failed is not None:
+            status, message = "faulted", f"store failure: {failed}"
+    if store is not None:
+        try:
+            await asyncio.to_thread(store.set_run_status, run_id, status, message)
+        except Exception as exc:  # the store itself may be what failed
+            events.emit(Event(0.0, "engine", "store", "store_failure", str(exc)))
+
+
+def run_status(states: dict[str, RunState]) -> str:
+    """The run's recorded status from its channels' final states: completed, aborted or faulted."""
+    if exit_status(states) == 0:
+        return "completed"
+    return "aborted" if all(s in (RunState.ABORTED, RunState.COMPLETED) for s in states.values()) else "faulted"
 
 
 def exit_status(states: dict[str, RunState]) -> int:
@@ -106,29 +150,21 @@ class RunController:
         self.runners: dict[str, ChannelRunner] = {}
         self.observers: list[RunObserver] = []
         self.safety = StationSafety({s.name: s.supervisor for s in setups})
+        self._limits_layered = False
         for setup in setups:
             setup.supervisor.events = self.events
 
     def _register(self) -> None:
         if self.store is None or self.resuming:
             return
-        self.store.create_run(
-            {
-                "run_id": self.run_id, "name": self.schedule.name, "schedule_name": self.schedule.name,
-                "schedule_source": self.schedule.source, "schedule_text": self.schedule.text,
-                "schedule_sha256": self.schedule.sha256, "scenario_text": self.scenario_text,
-                "station_text": self.station_text, "software_version": __version__, "mode": self.mode,
-                "created_unix_s": time.time(), "status": "running",
-            },
-            [
-                {"run_id": self.run_id, "channel": s.name, "chemistry": self.schedule.cell.chemistry,
-                 "area_m2": self.schedule.cell.area_m2, "seed": s.seed, "instrument": s.instrument,
-                 "status": "running"}
-                for s in self.setups
-            ],
-        )  # fmt: skip
+        record_run(self.store, self.run_id, self.schedule, [(s.name, s.seed, s.instrument) for s in self.setups],
+                   mode=self.mode, scenario_text=self.scenario_text, station_text=self.station_text)  # fmt: skip
 
-    def _layer_limits(self) -> None:
+    def layer_limits(self) -> None:
+        """Put the schedule's limits on every channel's supervisor (once); raise :class:`UserError`
+        naming a channel whose station or instrument allows less than the schedule asks for."""
+        if self._limits_layered:
+            return
         for setup in self.setups:
             sup = setup.supervisor
             if sup.area_m2 is None:
@@ -138,6 +174,7 @@ class RunController:
                 sup.limits.push("protocol", self.schedule.limits)
             except LimitsRefused as exc:
                 raise UserError(f"{self.schedule.source}: channel {setup.name}: {exc}") from None
+        self._limits_layered = True
 
     def add_sink(self, sink: EventSink) -> None:
         """Send every event of the run to ``sink`` too (telemetry, the live view)."""
@@ -149,7 +186,7 @@ class RunController:
 
     async def run(self) -> dict[str, RunState]:
         """Run every channel to its end; returns each channel's final state."""
-        self._layer_limits()
+        self.layer_limits()
         self._register()
         await self.safety.secure_all("startup", "securing every channel before the run")
         for k, setup in enumerate(self.setups):
@@ -176,10 +213,7 @@ class RunController:
         states: dict[str, RunState] = {}
         for name, result in zip(tasks, results, strict=True):
             states[name] = result if isinstance(result, RunState) else RunState.FAULTED
-        status = "completed" if exit_status(states) == 0 else (
-            "aborted" if all(s in (RunState.ABORTED, RunState.COMPLETED) for s in states.values()) else "faulted"
-        )  # fmt: skip
-        await self._close(status, json.dumps({k: str(v) for k, v in states.items()}))
+        await self._close(run_status(states), json.dumps({k: str(v) for k, v in states.items()}))
         return states
 
     def _read_phase_s(self, k: int) -> float:
@@ -188,16 +222,7 @@ class RunController:
         return self.setups[k].supervisor.read_period_s * k / len(self.setups)
 
     async def _close(self, status: str, message: str) -> None:
-        if self.writer is not None:
-            await self.writer.close()
-            failed = self.writer.failed
-            if failed is not None:
-                status, message = "faulted", f"store failure: {failed}"
-        if self.store is not None:
-            try:
-                await asyncio.to_thread(self.store.set_run_status, self.run_id, status, message)
-            except Exception as exc:  # the store itself may be what failed
-                self.events.emit(Event(0.0, "engine", "store", "store_failure", str(exc)))
+        await close_run(self.writer, self.store, self.run_id, status, message, self.events)
 
     # --- operator commands ---------------------------------------------------------------------------
     def _targets(self, channel: str | None) -> list[ChannelRunner]:

@@ -39,7 +39,7 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ProcessStoreWriter", "process_writer_fits"]
+__all__ = ["ProcessStoreWriter", "process_writer_fits", "widen_pipe"]
 
 _POLL_S = 0.002
 
@@ -132,7 +132,7 @@ def _said(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _widen(conn: mpc.Connection) -> None:
+def widen_pipe(conn: mpc.Connection) -> None:
     """Give the pipe the largest buffer the system allows (Linux), so the engine rarely waits."""
     setpipe = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
     if setpipe is None:
@@ -180,7 +180,7 @@ class ProcessStoreWriter:
             process.start()
             for conn in (child_reads, child_lifeline, child_acks):
                 conn.close()
-            _widen(we_send)
+            widen_pipe(we_send)
             self._process, self._batches, self._acks = process, we_send, we_read
         except Exception as exc:
             self.failed = StoreError(f"the store's writer process did not start: {_said(exc)}")
